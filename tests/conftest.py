@@ -1,0 +1,58 @@
+"""Shared fixtures: the project root, a throwaway copy of the project, and the real CLI."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(
+    sys.executable
+).parent  # the project's virtualenv scripts (irt-nb, nbdev-export, papermill)
+
+
+def run(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess:
+    "Run a command of the project's virtualenv and capture its output."
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, input=stdin, capture_output=True, text=True
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    "A copy of the project (pyproject, notebooks, package) that a test may edit."
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for folder in ("nbs", "irt_nb"):
+        shutil.copytree(
+            ROOT / folder,
+            tmp_path / folder,
+            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"),
+        )
+    return tmp_path
+
+
+def edit_cell(notebook: Path, startswith: str, new_source: str) -> None:
+    "Replace the source of the first cell whose source starts with `startswith`."
+    nb = json.loads(notebook.read_text())
+    cell = next(c for c in nb["cells"] if "".join(c["source"]).startswith(startswith))
+    cell["source"] = new_source
+    notebook.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def add_code_cell(notebook: Path, source: str, cell_id: str = "added01") -> None:
+    "Append a code cell to `notebook`."
+    nb = json.loads(notebook.read_text())
+    nb["cells"].append(
+        {
+            "cell_type": "code",
+            "id": cell_id,
+            "metadata": {},
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+        }
+    )
+    notebook.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")

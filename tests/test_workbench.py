@@ -103,9 +103,11 @@ def test_stages_gives_one_line_and_exit_2_for_a_missing_file_or_a_non_notebook(t
 
 
 def test_the_git_filter_commits_notebooks_without_outputs_but_with_tags(tmp_path):
-    git = lambda *a: subprocess.run(
-        ["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True
-    )  # noqa: E731
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        )
+
     git("init", "-q")
     git("config", "user.email", "t@example.com")
     git("config", "user.name", "test")

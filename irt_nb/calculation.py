@@ -113,16 +113,38 @@ def _chunks(n_persons: int, n_items: int, n_nodes: int, chunk_size: int | None):
     return [slice(start, min(start + size, n_persons)) for start in range(0, n_persons, size)]
 
 
-def _floats(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Right-answer indicator X and observed mask M as float64 for a chunk of codes."
-    return (codes == 1).astype(float), (codes != MISSING).astype(float)
+def _floats(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    "Right-answer indicator X and observed mask M (None when nothing is missing) as float64."
+    observed = codes != MISSING
+    return (codes == 1).astype(float), None if observed.all() else observed.astype(float)
+
+
+class _ChunkCache:
+    "Float versions of the chunks, kept between EM iterations while they fit in `budget` bytes."
+
+    def __init__(self, codes, chunks, budget=1 << 30):
+        self.codes, self.chunks = codes, chunks
+        self.cached = (
+            [_floats(codes[rows]) for rows in chunks] if codes.size * 16 <= budget else None
+        )
+
+    def __iter__(self):
+        return (
+            iter(self.cached)
+            if self.cached is not None
+            else (_floats(self.codes[rows]) for rows in self.chunks)
+        )
 
 
 def _posterior(x, m, log_p, log_q, log_weights):
-    "Posterior over nodes (n, n_nodes) and log marginal likelihood (n,) of a chunk."
-    log_joint = x @ (log_p - log_q).T + m @ log_q.T + log_weights
-    top = log_joint.max(axis=1, keepdims=True)
-    post = np.exp(log_joint - top)
+    "Posterior over nodes (n, n_nodes) and log marginal likelihood (n,) of a chunk (`m` None: nothing missing)."
+    post = x @ (log_p - log_q).T
+    post += log_weights + (log_q.sum(axis=1) if m is None else 0.0)
+    if m is not None:
+        post += m @ log_q.T
+    top = post.max(axis=1, keepdims=True)
+    post -= top
+    np.exp(post, out=post)
     total = post.sum(axis=1, keepdims=True)
     post /= total
     return post, (np.log(total) + top)[:, 0]
@@ -136,11 +158,11 @@ def expected_counts(
     right = np.zeros((len(nodes), codes.shape[1]))
     answered = np.zeros_like(right)
     loglik = 0.0
-    for rows in chunks:
-        x, m = _floats(codes[rows])
+    floats = chunks if isinstance(chunks, _ChunkCache) else _ChunkCache(codes, chunks, budget=0)
+    for x, m in floats:
         post, ll = _posterior(x, m, log_p, log_q, log_weights)
         right += post.T @ x
-        answered += post.T @ m
+        answered += post.sum(axis=0)[:, None] if m is None else post.T @ m
         loglik += ll.sum()
     return right, answered, loglik
 
@@ -283,9 +305,10 @@ def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np
     answered = np.zeros_like(right)
     second_moment = np.zeros((n_items, n_params, n_items, n_params))
     outer_mean = np.zeros((n_items * n_params, n_items * n_params))
-    for rows in chunks:
-        x, m = _floats(codes[rows])
+    floats = chunks if isinstance(chunks, _ChunkCache) else _ChunkCache(codes, chunks, budget=0)
+    for x, m in floats:
         post, _ = _posterior(x, m, log_p, log_q, log_weights)
+        m = np.ones_like(x) if m is None else m
         right += post.T @ x
         answered += post.T @ m
         for k in range(len(nodes)):  # E_post[s s^T], node by node
@@ -450,7 +473,7 @@ def fit_irt(
     n_params = 3 if model == "3pl" else 2
     nodes, weights = normal_quadrature(n_quadrature)
     log_weights = np.log(weights)
-    chunks = _chunks(*codes.shape, len(nodes), chunk_size)
+    chunks = _ChunkCache(codes, _chunks(*codes.shape, len(nodes), chunk_size))
     is_fixed, fixed_rows = _fixed_rows(fixed, item_ids, model, n_params)
     free = ~is_fixed
     params = np.where(is_fixed[:, None], fixed_rows, _start_values(codes, model, n_params))
@@ -663,6 +686,7 @@ def score_persons(
     "Abilities and standard errors of the persons in `responses` under the item parameters of `model`."
     codes = response_codes_allow_empty_items(responses, len(model.item_ids))
     x, m = _floats(codes)
+    m = np.ones_like(x) if m is None else m
     if method == "eap":
         nodes, weights = normal_quadrature(n_quadrature or model.n_quadrature)
         log_p, log_q = log_probabilities(nodes, model.item_params)
@@ -728,6 +752,7 @@ def item_fit(model: CalibratedModel, responses) -> ItemFit:
     "Infit and outfit mean squares of each item, with persons at their EAP abilities."
     codes = response_codes_allow_empty_items(responses, len(model.item_ids))
     x, m = _floats(codes)
+    m = np.ones_like(x) if m is None else m
     expected = model.probability(score_persons(model, codes, "eap").theta)
     variance = expected * (1 - expected)
     squared = m * (x - expected) ** 2

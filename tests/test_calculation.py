@@ -10,7 +10,9 @@ from conftest import ROOT
 
 from irt_nb.calculation import fit_irt, load_model, probability_correct, save_model, score_persons
 
-LSAT = ROOT.parent / "shared/data/lsat7"
+LSAT = (
+    ROOT / "data/lsat7"
+)  # a copy of shared/data/lsat7: Bock & Lieberman (1970) with mirt reference values
 
 
 @pytest.fixture(scope="module")

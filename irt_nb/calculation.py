@@ -311,9 +311,12 @@ def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np
         m = np.ones_like(x) if m is None else m
         right += post.T @ x
         answered += post.T @ m
-        for k in range(len(nodes)):  # E_post[s s^T], node by node
-            resid = x - m * p[k]
-            s_k = resid.T @ (post[:, k : k + 1] * resid)
+        for k in range(len(nodes)):  # E_post[s s^T], node by node, over the persons with posterior mass there
+            near = np.flatnonzero(post[:, k] > 1e-14)
+            if near.size == 0:
+                continue
+            resid = x[near] - m[near] * p[k]
+            s_k = resid.T @ (post[near, k : k + 1] * resid)
             wk = w[:, k, :].T  # (n_items, n_params)
             second_moment += s_k[:, None, :, None] * wk[:, :, None, None] * wk[None, None, :, :]
         mean_score = np.stack(

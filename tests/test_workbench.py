@@ -36,8 +36,8 @@ def test_unknown_and_double_stages_fail_the_stage_check(project):
 def test_a_notebook_edited_but_not_exported_fails_the_sync_check_until_exported(project):
     edit_cell(
         project / CALC,
-        "#| export calculation\ndef probability_correct",
-        "#| export calculation\ndef probability_correct():\n    return 0.5\n",
+        "#| export calculation\ndef normal_quadrature",
+        "#| export calculation\ndef normal_quadrature():\n    return 0.5\n",
     )
     result = run("irt-nb", "check-sync", cwd=project)
     assert result.returncode == 1

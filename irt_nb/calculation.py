@@ -311,7 +311,7 @@ def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np
         m = np.ones_like(x) if m is None else m
         right += post.T @ x
         answered += post.T @ m
-        for k in range(len(nodes)):  # E_post[s s^T], node by node, over the persons with posterior mass there
+        for k in range(len(nodes)):  # E_post[s s^T] node by node, persons with mass there
             near = np.flatnonzero(post[:, k] > 1e-14)
             if near.size == 0:
                 continue

@@ -39,7 +39,7 @@ def edit_cell(notebook: Path, startswith: str, new_source: str) -> None:
     nb = json.loads(notebook.read_text())
     cell = next(c for c in nb["cells"] if "".join(c["source"]).startswith(startswith))
     cell["source"] = new_source
-    notebook.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_clean(notebook, nb)
 
 
 def add_code_cell(notebook: Path, source: str, cell_id: str = "added01") -> None:
@@ -55,4 +55,11 @@ def add_code_cell(notebook: Path, source: str, cell_id: str = "added01") -> None
             "execution_count": None,
         }
     )
-    notebook.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_clean(notebook, nb)
+
+
+def _write_clean(notebook: Path, nb: dict) -> None:
+    "Write `nb` the way the project's notebooks are committed (clean), as an editor plus the filter would."
+    from irt_nb.workbench import clean_notebook, notebook_text
+
+    notebook.write_text(notebook_text(clean_notebook(nb)), encoding="utf-8")

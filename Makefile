@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    := outputs
 RESEARCH_NB := nbs/research/2pl_calibration.ipynb
 
-.PHONY: setup demo test lab export clean-nbs lint format lock hooks bench
+.PHONY: setup demo test lab export clean-nbs lint format lock hooks bench services
 
 ## set-up: a project virtualenv with the pinned versions, the package (editable), a kernel, the git filter
 setup: $(STAMP) hooks
@@ -27,23 +27,32 @@ hooks:
 	  git config filter.irt-nb-clean.smudge cat && \
 	  git config filter.irt-nb-clean.required true; fi
 
-## main job: export the package, show the research notebook's stages, execute it with a real kernel
+## main job: sample database -> research notebook -> production pipeline -> model file
 demo: setup
 	$(BIN)/nbdev-export
+	$(BIN)/irt-nb sample --out $(OUT)/sample.sqlite
 	$(BIN)/irt-nb stages $(RESEARCH_NB)
 	mkdir -p $(OUT)/research
-	$(BIN)/papermill --kernel irt_nb --cwd nbs/research $(RESEARCH_NB) $(OUT)/research/2pl_calibration.ipynb
+	$(BIN)/papermill --kernel irt_nb --cwd nbs/research $(RESEARCH_NB) $(OUT)/research/2pl_calibration.ipynb \
+	  -p db_path ../../$(OUT)/sample.sqlite -p items_csv ../../$(OUT)/research/items.csv
 	$(BIN)/jupyter nbconvert --to html --log-level WARN $(OUT)/research/2pl_calibration.ipynb
-	@echo "Executed research notebook: $(OUT)/research/2pl_calibration.ipynb (HTML: $(OUT)/research/2pl_calibration.html)"
+	$(BIN)/irt-nb fit sqlite:///$(OUT)/sample.sqlite --exam 2026-spring --subject math --out $(OUT)/model.json --quiet
+	@echo "Research notebook: $(OUT)/research/2pl_calibration.html; model: $(OUT)/model.json"
 
 ## every check: stage tags, notebooks/package sync, lint and format, notebook tests, pytest
-test: setup
+test: setup services
 	$(BIN)/irt-nb check-stages
 	$(BIN)/irt-nb check-sync
 	$(BIN)/ruff check nbs tests
 	$(BIN)/ruff format --check nbs tests
 	$(BIN)/nbdev-test
 	$(BIN)/pytest
+
+# Under CI=true the PostgreSQL tests must run: install the server from Debian's packages if it is missing
+# (the tests start their own throwaway server on 127.0.0.1).
+services:
+	@if [ "$$CI" = "true" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; fi
 
 ## JupyterLab on 127.0.0.1 with the project's kernel
 lab: setup

@@ -9,7 +9,6 @@ Writes bench/results/calculation.json and prints a table.  Usage: make bench
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from irt_nb.calculation import expected_counts, fit_irt, normal_quadrature, probability_correct, response_codes
+from irt_nb.calculation import (
+    expected_counts,
+    fit_irt,
+    normal_quadrature,
+    probability_correct,
+    response_codes,
+)
 
 OUT = Path(__file__).parent / "results" / "calculation.json"
 
@@ -26,7 +31,9 @@ OUT = Path(__file__).parent / "results" / "calculation.json"
 def simulate(n_persons, n_items, missing, seed=0):
     rng = np.random.default_rng(seed)
     a, b = rng.lognormal(0, 0.3, n_items), rng.normal(0, 1, n_items)
-    x = (rng.random((n_persons, n_items)) < probability_correct(rng.standard_normal(n_persons), a, b)).astype(float)
+    x = (
+        rng.random((n_persons, n_items)) < probability_correct(rng.standard_normal(n_persons), a, b)
+    ).astype(float)
     x[rng.random(x.shape) < missing] = np.nan
     return x, a, b
 
@@ -35,7 +42,11 @@ def common_loglik(x, a, b):
     "Marginal log-likelihood of (a, b) with 101 Gauss-Hermite points."
     nodes, weights = normal_quadrature(101)
     codes = response_codes(x)
-    return float(expected_counts(codes, nodes, np.log(weights), np.column_stack([a, -a * b]), [slice(None)])[2])
+    return float(
+        expected_counts(codes, nodes, np.log(weights), np.column_stack([a, -a * b]), [slice(None)])[
+            2
+        ]
+    )
 
 
 def run_irt_nb(x):
@@ -46,17 +57,27 @@ def run_irt_nb(x):
 def run_mirt(x, points):
     import mirt
 
-    r = mirt.fit_mirt(np.where(np.isnan(x), -1, x).astype(np.int64), model="2PL", n_factors=1, estimation="EM",
-                      n_quadpts=points, compute_standard_errors=False)
+    r = mirt.fit_mirt(
+        np.where(np.isnan(x), -1, x).astype(np.int64),
+        model="2PL",
+        n_factors=1,
+        estimation="EM",
+        n_quadpts=points,
+        compute_standard_errors=False,
+    )
     p = r.model.parameters
-    return np.asarray(p["discrimination"], float).ravel(), np.asarray(p["difficulty"], float).ravel()
+    return np.asarray(p["discrimination"], float).ravel(), np.asarray(
+        p["difficulty"], float
+    ).ravel()
 
 
 def run_girth(x):
     from girth import twopl_mml
     from girth.utilities.utils import INVALID_RESPONSE
 
-    r = twopl_mml(np.ascontiguousarray(np.where(np.isnan(x), INVALID_RESPONSE, x).astype(np.int64).T))
+    r = twopl_mml(
+        np.ascontiguousarray(np.where(np.isnan(x), INVALID_RESPONSE, x).astype(np.int64).T)
+    )
     return np.asarray(r["Discrimination"], float), np.asarray(r["Difficulty"], float)
 
 
@@ -82,11 +103,16 @@ def time_engine(fn, x, repeats):
 
 def peak_memory_child(n_persons):
     "Fit n_persons x 100 with 20% missing in a fresh process; return (seconds, peak RSS GiB)."
-    code = ("import time,resource,numpy as np,sys;sys.path.insert(0,'bench');from calculation import simulate;"
-            "from irt_nb.calculation import fit_irt;x,_,_=simulate(%d,100,0.2);del _;t=time.perf_counter();"
-            "m=fit_irt(x,standard_errors=False,progress=False);"
-            "print(time.perf_counter()-t,resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20,m.converged)" % n_persons)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, check=True)
+    code = (
+        "import time,resource,numpy as np,sys;sys.path.insert(0,'bench');from calculation import simulate;"
+        "from irt_nb.calculation import fit_irt;x,_,_=simulate(%d,100,0.2);del _;t=time.perf_counter();"
+        "m=fit_irt(x,standard_errors=False,progress=False);"
+        "print(time.perf_counter()-t,resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20,m.converged)"
+        % n_persons
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, check=True
+    )
     seconds, gib, converged = out.stdout.split()
     return float(seconds), float(gib), converged == "True"
 
@@ -96,7 +122,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     args = parser.parse_args()
-    cases = [(10_000, 50, 0.0), (100_000, 100, 0.0), (100_000, 100, 0.2)] if not args.quick else [(10_000, 50, 0.0)]
+    cases = (
+        [(10_000, 50, 0.0), (100_000, 100, 0.0), (100_000, 100, 0.2)]
+        if not args.quick
+        else [(10_000, 50, 0.0)]
+    )
     results = []
     for n, j, missing in cases:
         x, a, b = simulate(n, j, missing)
@@ -106,11 +136,20 @@ def main():
                 continue  # about 8 minutes per fit at 100k x 100: past this benchmark's time bound
             repeats = args.repeats if n <= 10_000 else 1
             est, first, median = time_engine(fn, x, repeats)
-            row = {"case": f"{n}x{j}, {missing:.0%} missing", "engine": name, "first_s": round(first, 3),
-                   "median_s": round(median, 3), "loglik_common": round(common_loglik(x, *est), 3),
-                   "loglik_truth": round(truth, 3), "max_abs_diff_a_vs_irt_nb": None}
+            row = {
+                "case": f"{n}x{j}, {missing:.0%} missing",
+                "engine": name,
+                "first_s": round(first, 3),
+                "median_s": round(median, 3),
+                "loglik_common": round(common_loglik(x, *est), 3),
+                "loglik_truth": round(truth, 3),
+                "max_abs_diff_a_vs_irt_nb": None,
+            }
             results.append(row)
-            print(f"{row['case']:<24} {name:<30} first {first:7.2f}s  median {median:7.2f}s  loglik {row['loglik_common']:.3f}", flush=True)
+            print(
+                f"{row['case']:<24} {name:<30} first {first:7.2f}s  median {median:7.2f}s  loglik {row['loglik_common']:.3f}",
+                flush=True,
+            )
     base = {r["case"]: r for r in results if r["engine"].startswith("irt_nb")}
     for r in results:
         r["time_ratio_to_irt_nb"] = round(r["median_s"] / base[r["case"]]["median_s"], 2)
@@ -118,11 +157,27 @@ def main():
     memory = None
     if not args.quick:
         seconds, gib, converged = peak_memory_child(1_000_000)
-        memory = {"case": "1000000x100, 20% missing", "seconds": round(seconds, 1), "peak_rss_gib": round(gib, 2), "converged": converged}
-        print(f"1,000,000 x 100, 20% missing: {seconds:.1f}s, peak RSS {gib:.2f} GiB (incl. the 0.8 GB input)")
+        memory = {
+            "case": "1000000x100, 20% missing",
+            "seconds": round(seconds, 1),
+            "peak_rss_gib": round(gib, 2),
+            "converged": converged,
+        }
+        print(
+            f"1,000,000 x 100, 20% missing: {seconds:.1f}s, peak RSS {gib:.2f} GiB (incl. the 0.8 GB input)"
+        )
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"machine": {"cores": len(__import__('os').sched_getaffinity(0))}, "fits": results,
-                               "memory": memory, "when": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+    OUT.write_text(
+        json.dumps(
+            {
+                "machine": {"cores": len(__import__("os").sched_getaffinity(0))},
+                "fits": results,
+                "memory": memory,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+            indent=1,
+        )
+    )
     print(f"written {OUT}")
 
 

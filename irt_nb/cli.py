@@ -19,7 +19,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'build_parser', 'main']
+__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -68,6 +68,53 @@ def clean_nb_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def sample_command(args: argparse.Namespace) -> int:
+    "Write the sample SQLite database."
+    from irt_nb.preparation import create_sample_database
+
+    path = create_sample_database(args.out, seed=args.seed, n_students=args.students)
+    print(f"sample database: {path} (seed {args.seed}); use it as sqlite:///{path}")
+    return 0
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    "Load, process and fit; write the model JSON and the processing report."
+    from irt_nb.calculation import save_model
+    from irt_nb.pipeline import calibrate
+
+    columns = dict(pair.split("=", 1) for pair in args.columns.split(",")) if args.columns else None
+    run = calibrate(
+        args.source,
+        columns=columns,
+        exam=args.exam,
+        subject=args.subject,
+        since=args.since,
+        until=args.until,
+        table=args.table,
+        attempt_policy=args.attempt_policy,
+        min_item_responses=args.min_item_responses,
+        min_person_responses=args.min_person_responses,
+        model=args.model,
+        n_quadrature=args.quadrature,
+        progress=not args.quiet,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(run.model, out)
+    report = out.with_name(out.stem + "_processing_report.csv")
+    run.matrix.report.to_csv(report, index=False)
+    m = run.model
+    print(run.matrix.report.to_string(index=False))
+    print(
+        f"{m.model}: {m.n_persons} persons x {len(m.item_ids)} items, converged={m.converged} after {m.n_iterations} "
+        f"iterations, loglik {m.loglik:.3f}, AIC {m.aic:.1f}, BIC {m.bic:.1f}"
+    )
+    for note in m.warnings:
+        print(f"warning: {note}")
+    print(f"model: {out}\nprocessing report: {report}")
+    return 0
+
+
 def _notebooks(path: Path) -> list[Path]:
     "`path` itself if it is a file, else the notebooks under it (checkpoints skipped)."
     if path.is_file() or not path.exists():
@@ -110,6 +157,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="read one notebook on stdin, write it cleaned to stdout",
     )
     p.set_defaults(run=clean_nb_command)
+    p = sub.add_parser(
+        "sample", help="write the sample SQLite database (the embedded default data)"
+    )
+    p.add_argument("--out", type=Path, default=Path("outputs/sample.sqlite"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--students", type=int, default=3000)
+    p.set_defaults(run=sample_command)
+    p = sub.add_parser(
+        "fit", help="calibrate items from a file, URL or database; write a model JSON"
+    )
+    p.add_argument(
+        "source",
+        help="CSV/Parquet path or URL (s3://...), or database URL (sqlite:///..., postgresql+psycopg://...)",
+    )
+    p.add_argument("--exam")
+    p.add_argument("--subject")
+    p.add_argument("--since", help="answers at or after this ISO time")
+    p.add_argument("--until", help="answers before this ISO time")
+    p.add_argument("--table", default="responses")
+    p.add_argument(
+        "--columns",
+        help="source column names, e.g. student_id=user_id,item_id=question_id,correct=is_correct",
+    )
+    p.add_argument("--model", choices=["1pl", "2pl", "3pl"], default="2pl")
+    p.add_argument("--quadrature", type=int, default=61)
+    p.add_argument("--attempt-policy", choices=["first", "last", "any"], default="first")
+    p.add_argument("--min-item-responses", type=int, default=1)
+    p.add_argument("--min-person-responses", type=int, default=1)
+    p.add_argument("--out", default="outputs/model.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=fit_command)
     return parser
 
 

@@ -89,7 +89,8 @@ def test_stages_lists_cells_and_handoffs_of_the_research_notebook():
     assert "  processing     1 cells: 7" in lines
     assert "  untagged       2 cells: 2, 3" in lines
     assert "  preparation -> processing: df" in lines
-    assert "  processing -> calculation: X0, observed, wide" in lines
+    assert "  processing -> calculation: X, X0, observed, wide" in lines
+    assert "  preparation -> calculation: truth" in lines
 
 
 def test_stages_gives_one_line_and_exit_2_for_a_missing_file_or_a_non_notebook(tmp_path):

@@ -1,0 +1,172 @@
+"""Loading responses from where they live: SQLite, PostgreSQL, local files and S3 object storage."""
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from servers import PostgresServer, S3Server
+
+from irt_nb.preparation import create_sample_database, load_responses
+from irt_nb.processing import process_responses
+
+SPRING_MATH = {"exam": "2026-spring", "subject": "math"}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    "The sample database and, beside it, the same records as CSV and Parquet with other column names."
+    folder = tmp_path_factory.mktemp("sample")
+    db = create_sample_database(folder / "sample.sqlite", seed=4, n_students=800)
+    with sqlite3.connect(db) as con:
+        raw = pd.read_sql("SELECT * FROM responses ORDER BY response_id", con)
+    renamed = raw.rename(
+        columns={"student_id": "user_id", "item_id": "question_id", "correct": "is_correct"}
+    )
+    renamed.to_csv(folder / "responses.csv", index=False)
+    renamed.to_parquet(folder / "responses.parquet", index=False)
+    return folder, db, raw
+
+
+MAPPING = {"student_id": "user_id", "item_id": "question_id", "correct": "is_correct"}
+
+
+def expected_rows(raw, exam=None, subject=None, since=None, until=None):
+    keep = np.ones(len(raw), bool)
+    if exam:
+        keep &= raw.exam == exam
+    if subject:
+        keep &= raw.subject == subject
+    if since:
+        keep &= pd.to_datetime(raw.answered_at) >= pd.Timestamp(since)
+    if until:
+        keep &= pd.to_datetime(raw.answered_at) < pd.Timestamp(until)
+    return raw[keep]
+
+
+def test_sqlite_reads_only_needed_columns_with_filters(sample):
+    _, db, raw = sample
+    loaded = load_responses(
+        f"sqlite:///{db}", since="2026-03-16T12:00:00", until="2026-03-17", **SPRING_MATH
+    )
+    want = expected_rows(raw, since="2026-03-16T12:00:00", until="2026-03-17", **SPRING_MATH)
+    assert loaded.rows_read == len(want) > 0
+    assert list(loaded.table.columns) == [
+        "student_id",
+        "item_id",
+        "correct",
+        "answered_at",
+        "exam",
+        "subject",
+    ]
+    right = want.correct.str.strip().str.lower().isin(["1", "true", "correct"])
+    assert loaded.table.correct.sum() == right.sum()
+
+
+def test_filter_values_are_bound_parameters_not_sql(sample):
+    _, db, _ = sample
+    loaded = load_responses(f"sqlite:///{db}", exam="2026-spring' OR '1'='1")
+    assert loaded.rows_read == 0
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM responses").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("name", ["responses.csv", "responses.parquet"])
+def test_files_with_a_column_map_give_the_same_records_as_the_database(sample, name):
+    folder, db, _ = sample
+    from_db = load_responses(f"sqlite:///{db}", **SPRING_MATH)
+    from_file = load_responses(folder / name, columns=MAPPING, **SPRING_MATH)
+    assert from_file.rows_read == from_db.rows_read
+    a, b = (process_responses(x) for x in (from_db, from_file))
+    np.testing.assert_array_equal(a.codes, b.codes)
+    assert list(a.item_ids) == list(b.item_ids)
+
+
+def test_bad_sources_say_what_and_where(sample, tmp_path):
+    folder, db, raw = sample
+    with pytest.raises(
+        ValueError,
+        match=r"missing column\(s\) 'student_id' \(for student_id\), 'item_id' \(for item_id\)",
+    ):
+        load_responses(folder / "responses.csv")
+    with pytest.raises(ValueError, match=r"no table 'answers'"):
+        load_responses(f"sqlite:///{db}", table="answers")
+    dirty = raw.copy()
+    dirty.loc[[3, 11], "correct"] = ["partly", "2"]
+    dirty.loc[5, "student_id"] = None
+    dirty.to_csv(tmp_path / "dirty.csv", index=False)
+    with pytest.raises(ValueError, match=r"column 'student_id': 1 rows have no id \(rows \[5\]"):
+        load_responses(tmp_path / "dirty.csv")
+    dirty.loc[5, "student_id"] = "S1"
+    dirty.to_csv(tmp_path / "dirty.csv", index=False)
+    with pytest.raises(
+        ValueError,
+        match=r"column 'correct': 2 rows are neither right nor wrong \(values '2', 'partly'; rows \[3, 11\]",
+    ):
+        load_responses(tmp_path / "dirty.csv")
+    dirty.loc[[3, 11], "correct"] = "1"
+    dirty.loc[9, "answered_at"] = "yesterday"
+    dirty.to_csv(tmp_path / "dirty.csv", index=False)
+    with pytest.raises(
+        ValueError,
+        match=r"column 'answered_at': 1 rows are not dates, e.g. 'yesterday' \(rows \[9\]",
+    ):
+        load_responses(tmp_path / "dirty.csv")
+
+
+def test_processing_report_accounts_for_every_row(sample):
+    _, db, _ = sample
+    loaded = load_responses(f"sqlite:///{db}", exam="2026-autumn", keep=("subject",))
+    matrix = process_responses(
+        loaded, subject="reading", min_item_responses=300, min_person_responses=20
+    )
+    report = matrix.report.set_index("step")
+    assert report.loc["loaded", "rows_in"] == loaded.rows_read
+    assert report.loc["subject filter", "dropped"] == (loaded.table.subject != "reading").sum()
+    assert report.loc["repeated attempts", "dropped"] > 0
+    assert "min_person_responses" in report.index
+    assert loaded.rows_read - matrix.report.dropped.sum() == (matrix.codes >= 0).sum()
+    assert ((matrix.codes >= 0).sum(axis=1) >= 20).all() and (
+        (matrix.codes >= 0).sum(axis=0) >= 300
+    ).all()
+
+
+def test_s3_object_storage_through_a_local_s3_server(sample):
+    folder, db, _ = sample
+    with S3Server() as s3:
+        for name in ("responses.csv", "responses.parquet"):
+            s3.client.upload_file(str(folder / name), s3.bucket, f"2026/{name}")
+        from_db = load_responses(f"sqlite:///{db}", **SPRING_MATH)
+        for name in ("responses.csv", "responses.parquet"):
+            loaded = load_responses(
+                f"s3://{s3.bucket}/2026/{name}",
+                columns=MAPPING,
+                storage_options=s3.storage_options,
+                **SPRING_MATH,
+            )
+            assert loaded.rows_read == from_db.rows_read
+            assert loaded.table.correct.sum() == from_db.table.correct.sum()
+        with pytest.raises(FileNotFoundError, match="no such file"):
+            load_responses(f"s3://{s3.bucket}/2026/missing.csv", storage_options=s3.storage_options)
+
+
+def test_postgresql_gives_the_same_records_as_sqlite(sample):
+    _, db, raw = sample
+    with PostgresServer() as pg:
+        engine = sa.create_engine(pg.url)
+        table = raw.assign(answered_at=pd.to_datetime(raw.answered_at))
+        table.to_sql("responses", engine, index=False, chunksize=10_000)
+        window = {"since": "2026-03-16T10:00:00", "until": "2026-03-16T14:00:00"}
+        from_pg = load_responses(engine, **SPRING_MATH, **window)
+        from_sqlite = load_responses(f"sqlite:///{db}", **SPRING_MATH, **window)
+        engine.dispose()
+    assert (
+        from_pg.rows_read
+        == from_sqlite.rows_read
+        == len(expected_rows(raw, **SPRING_MATH, **window))
+        > 0
+    )
+    np.testing.assert_array_equal(
+        process_responses(from_pg).codes, process_responses(from_sqlite).codes
+    )

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    := outputs
 RESEARCH_NB := nbs/research/2pl_calibration.ipynb
 
-.PHONY: setup demo test lab export clean-nbs lint format lock hooks bench services
+.PHONY: setup demo test lab export clean-nbs lint format lock hooks bench services report
 
 ## set-up: a project virtualenv with the pinned versions, the package (editable), a kernel, the git filter
 setup: $(STAMP) hooks
@@ -37,7 +37,14 @@ demo: setup
 	  -p db_path ../../$(OUT)/sample.sqlite -p items_csv ../../$(OUT)/research/items.csv
 	$(BIN)/jupyter nbconvert --to html --log-level WARN $(OUT)/research/2pl_calibration.ipynb
 	$(BIN)/irt-nb fit sqlite:///$(OUT)/sample.sqlite --exam 2026-spring --subject math --out $(OUT)/model.json --quiet
+	$(BIN)/irt-nb report -p source sqlite:///$(OUT)/sample.sqlite --output-dir $(OUT)/report
 	@echo "Research notebook: $(OUT)/research/2pl_calibration.html; model: $(OUT)/model.json"
+	@echo "Calibration report: $(OUT)/report/calibration_report.html"
+
+## the calibration report on the sample data (parameters: REPORT_ARGS, e.g. REPORT_ARGS="--config report.yaml")
+report: setup
+	@test -f $(OUT)/sample.sqlite || $(BIN)/irt-nb sample --out $(OUT)/sample.sqlite
+	$(BIN)/irt-nb report -p source sqlite:///$(OUT)/sample.sqlite --output-dir $(OUT)/report $(REPORT_ARGS)
 
 ## every check: stage tags, notebooks/package sync, lint and format, notebook tests, pytest
 test: setup services
@@ -79,3 +86,4 @@ lock:
 bench: setup
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/calculation.py
+	$(BIN)/python bench/preparation.py

@@ -19,7 +19,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'build_parser', 'main']
+__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'report_command', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -115,6 +115,35 @@ def fit_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_command(args: argparse.Namespace) -> int:
+    "Run the calibration report; parameters from a YAML file and -p NAME VALUE options (options win)."
+    from irt_nb.report import report_parameters, run_report
+
+    if args.help_parameters:
+        for name, p in report_parameters().items():
+            print(f"  {name} ({p['type']}, default {p['default']}): {p['help']}")
+        return 0
+    parameters = {}
+    if args.config:
+        import yaml
+
+        loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{args.config}: expected a mapping of parameter names to values")
+        parameters.update(loaded)
+    parameters.update(dict(args.parameter or []))
+    output_dir = parameters.pop("output_dir", None) or args.output_dir
+    run = run_report(parameters, output_dir=output_dir, progress=not args.quiet)
+    if run.error:
+        print(f"irt-nb report: the report failed in {run.error}", file=sys.stderr)
+        print(f"irt-nb report: executed notebook with the error: {run.notebook}", file=sys.stderr)
+        return 1
+    print(
+        f"report: {run.html}\nexecuted notebook: {run.notebook}\nmodel and metrics: {run.output_dir}"
+    )
+    return 0
+
+
 def _notebooks(path: Path) -> list[Path]:
     "`path` itself if it is a file, else the notebooks under it (checkpoints skipped)."
     if path.is_file() or not path.exists():
@@ -188,6 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/model.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=fit_command)
+    p = sub.add_parser(
+        "report", help="run the calibration report (papermill) and render it to HTML"
+    )
+    p.add_argument("--config", type=Path, help="YAML file of report parameters")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a report parameter",
+    )
+    p.add_argument("--output-dir", default="outputs/report")
+    p.add_argument(
+        "--help-parameters", action="store_true", help="list the report's parameters and exit"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=report_command)
     return parser
 
 

@@ -1,0 +1,125 @@
+"""The papermill calibration report, run through `irt-nb report` with a real kernel."""
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+from conftest import run
+
+from irt_nb.pipeline import calibrate
+from irt_nb.preparation import create_sample_database
+
+PARAMETERS = {
+    "exam": "2026-autumn",
+    "subject": "reading",
+    "n_quadrature": 31,
+    "min_item_responses": 10,
+    "min_person_responses": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    return create_sample_database(
+        tmp_path_factory.mktemp("report") / "sample.sqlite", seed=5, n_students=700
+    )
+
+
+def report(tmp_path, *options):
+    return run("irt-nb", "report", "--quiet", "--output-dir", str(tmp_path / "out"), *options)
+
+
+def options(values):
+    return [arg for name, value in values.items() for arg in ("-p", name, str(value))]
+
+
+def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_db, tmp_path):
+    values = {"source": f"sqlite:///{sample_db}", **PARAMETERS}
+    result = report(tmp_path, *options(values))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    direct = calibrate(
+        values["source"],
+        exam="2026-autumn",
+        subject="reading",
+        n_quadrature=31,
+        min_item_responses=10,
+        min_person_responses=3,
+        progress=False,
+    )
+    assert metrics["loglik"] == pytest.approx(direct.model.loglik, abs=1e-8)
+    assert metrics["data_fingerprint"] == direct.model.data_fingerprint
+    assert metrics["n_persons"] == direct.model.n_persons and metrics["n_items"] == len(
+        direct.model.item_ids
+    )
+    np.testing.assert_allclose(
+        [i["a"] for i in metrics["items"]], direct.model.discrimination, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        [i["b"] for i in metrics["items"]], direct.model.difficulty, atol=1e-10
+    )
+    assert metrics["parameters"]["n_quadrature"] == 31 and metrics["package_version"]
+    assert (
+        0.5 < metrics["marginal_reliability"] < 1
+        and metrics["lr_test_1pl_vs_2pl"]["df"] == len(direct.model.item_ids) - 1
+    )
+    assert (
+        sum(step["dropped"] for step in metrics["processing_report"])
+        == direct.matrix.report.dropped.sum()
+    )
+    assert (
+        json.loads((out / "model.json").read_text())["data_fingerprint"]
+        == direct.model.data_fingerprint
+    )
+    html = (out / "calibration_report.html").read_text()
+    assert html.count("data:image/png;base64") >= 3  # ICCs, information, abilities
+    assert "from irt_nb.pipeline import calibrate" not in html  # code cells hidden
+    assert "Likelihood-ratio test 1PL vs 2PL" in html
+
+
+def test_same_data_and_parameters_from_yaml_give_the_same_numbers(sample_db, tmp_path):
+    first = report(tmp_path / "a", *options({"source": f"sqlite:///{sample_db}", **PARAMETERS}))
+    config = tmp_path / "report.yaml"
+    config.write_text(
+        "\n".join(
+            f"{k}: {json.dumps(v)}"
+            for k, v in {"source": f"sqlite:///{sample_db}", **PARAMETERS}.items()
+        )
+    )
+    second = report(tmp_path / "b", "--config", str(config))
+    assert first.returncode == second.returncode == 0, second.stderr
+    a, b = (json.loads((tmp_path / d / "out/metrics.json").read_text()) for d in ("a", "b"))
+    for key in (
+        "loglik",
+        "aic",
+        "bic",
+        "items",
+        "marginal_reliability",
+        "data_fingerprint",
+        "parameters",
+    ):
+        assert a[key] == b[key], key
+
+
+def test_unknown_parameters_and_bad_values_are_refused_before_the_kernel_starts(tmp_path):
+    result = report(tmp_path, "-p", "quadrature", "31", "-p", "model", "4pl")
+    assert result.returncode == 2
+    assert "unknown parameter 'quadrature'" in result.stderr
+    assert "parameter 'model' must be one of ['1pl', '2pl', '3pl'], got '4pl'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_run_keeps_the_executed_notebook_and_names_the_cell(tmp_path):
+    result = report(tmp_path, "-p", "source", str(tmp_path / "missing.csv"))
+    assert result.returncode == 1
+    assert (
+        "the report failed in cell" in result.stderr
+        and "missing.csv: no such file" in result.stderr
+    )
+    executed = nbformat.read(tmp_path / "out/calibration_report.ipynb", as_version=4)
+    errors = [
+        o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
+    assert errors and errors[0]["evalue"].endswith("missing.csv: no such file")

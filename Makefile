@@ -87,3 +87,5 @@ bench: setup
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/calculation.py
 	$(BIN)/python bench/preparation.py
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/api.py

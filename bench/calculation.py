@@ -105,10 +105,9 @@ def peak_memory_child(n_persons):
     "Fit n_persons x 100 with 20% missing in a fresh process; return (seconds, peak RSS GiB)."
     code = (
         "import time,resource,numpy as np,sys;sys.path.insert(0,'bench');from calculation import simulate;"
-        "from irt_nb.calculation import fit_irt;x,_,_=simulate(%d,100,0.2);del _;t=time.perf_counter();"
+        f"from irt_nb.calculation import fit_irt;x,_,_=simulate({n_persons},100,0.2);del _;t=time.perf_counter();"
         "m=fit_irt(x,standard_errors=False,progress=False);"
         "print(time.perf_counter()-t,resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20,m.converged)"
-        % n_persons
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, check=True

@@ -369,16 +369,19 @@ class CalibratedModel:
     data_fingerprint: str
     guessing_prior: tuple[float, float] = (5.0, 17.0)
     warnings: list[str] = field(default_factory=list)
+    abilities: dict[str, tuple[float, float]] | None = (
+        None  # person id -> (EAP theta, posterior SD), if saved
+    )
 
     @property
     def aic(self) -> float:
         "Akaike information criterion."
-        return -2 * self.loglik + 2 * self.n_parameters
+        return float(-2 * self.loglik + 2 * self.n_parameters)
 
     @property
     def bic(self) -> float:
         "Bayesian information criterion (n = number of persons)."
-        return -2 * self.loglik + np.log(self.n_persons) * self.n_parameters
+        return float(-2 * self.loglik + np.log(self.n_persons) * self.n_parameters)
 
     @property
     def item_params(self) -> np.ndarray:
@@ -821,6 +824,9 @@ def model_to_dict(model: CalibratedModel, created: str | None = None) -> dict:
             "n_responses": model.n_responses,
         },
         "data_fingerprint": model.data_fingerprint,
+        "abilities": None
+        if model.abilities is None
+        else {"method": "eap", "persons": {k: list(v) for k, v in model.abilities.items()}},
         "warnings": list(model.warnings),
         "package_version": __version__,
         "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
@@ -887,7 +893,27 @@ def model_from_dict(doc: dict) -> CalibratedModel:
         data_fingerprint=_require(doc, "data_fingerprint", str, "$"),
         guessing_prior=tuple(doc.get("guessing_prior") or (5.0, 17.0)),
         warnings=list(doc.get("warnings", [])),
+        abilities=_abilities(doc.get("abilities")),
     )
+
+
+def _abilities(section) -> dict[str, tuple[float, float]] | None:
+    "Person abilities of a model file, checked: `{id: (theta, se)}`."
+    if section is None:
+        return None
+    persons = _require(section, "persons", dict, "$.abilities")
+    out = {}
+    for person, pair in persons.items():
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(v, int | float) and np.isfinite(v) for v in pair)
+        ):
+            raise ValueError(
+                f"model file: $.abilities.persons[{person!r}] must be [theta, se] with finite numbers"
+            )
+        out[person] = (float(pair[0]), float(pair[1]))
+    return out
 
 
 def load_model(path: str | Path) -> CalibratedModel:

@@ -19,7 +19,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'report_command', 'build_parser', 'main']
+__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'report_command', 'serve_command', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -79,7 +79,9 @@ def sample_command(args: argparse.Namespace) -> int:
 
 def fit_command(args: argparse.Namespace) -> int:
     "Load, process and fit; write the model JSON and the processing report."
-    from irt_nb.calculation import save_model
+    from dataclasses import replace
+
+    from irt_nb.calculation import save_model, score_persons
     from irt_nb.pipeline import calibrate
 
     columns = dict(pair.split("=", 1) for pair in args.columns.split(",")) if args.columns else None
@@ -100,7 +102,15 @@ def fit_command(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_model(run.model, out)
+    scores = score_persons(run.model, run.matrix.codes, "eap")
+    abilities = dict(
+        zip(
+            map(str, run.matrix.person_ids),
+            zip(scores.theta.tolist(), scores.se.tolist(), strict=True),
+            strict=True,
+        )
+    )
+    save_model(replace(run.model, abilities=abilities), out)
     report = out.with_name(out.stem + "_processing_report.csv")
     run.matrix.report.to_csv(report, index=False)
     m = run.model
@@ -140,6 +150,35 @@ def report_command(args: argparse.Namespace) -> int:
         return 1
     print(
         f"report: {run.html}\nexecuted notebook: {run.notebook}\nmodel and metrics: {run.output_dir}"
+    )
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    "Start the web API (uvicorn workers) on the model file."
+    import uvicorn
+
+    from irt_nb.calculation import load_model
+
+    model = load_model(
+        args.model
+    )  # a bad model file stops here, with what is wrong, before any worker starts
+    os.environ["IRT_NB_MODEL"] = str(Path(args.model).resolve())
+    os.environ["IRT_NB_LOG_LEVEL"] = args.log_level
+    print(
+        f"serving {model.model} model of {len(model.item_ids)} items on http://{args.host}:{args.port} ({args.workers} workers)"
+    )
+    uvicorn.run(
+        "irt_nb.api:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
     )
     return 0
 
@@ -235,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=report_command)
+    p = sub.add_parser("serve", help="serve probabilities from a model file over HTTP")
+    p.add_argument("--model", required=True, type=Path, help="model JSON written by `irt-nb fit`")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="info writes one JSON line per request",
+    )
+    p.set_defaults(run=serve_command)
     return parser
 
 

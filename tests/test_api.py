@@ -1,0 +1,224 @@
+"""The web API through its app factory, and a fuzz run of the served OpenAPI against a real server."""
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import jsonschema
+import numpy as np
+import pytest
+from conftest import BIN
+from servers import free_port
+from starlette.testclient import TestClient
+
+from irt_nb.api import SCHEMAS, create_app
+from irt_nb.calculation import save_model, score_persons
+from irt_nb.pipeline import calibrate
+from irt_nb.preparation import create_sample_database
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    db = create_sample_database(folder / "sample.sqlite", seed=6, n_students=600)
+    run = calibrate(f"sqlite:///{db}", exam="2026-spring", subject="math", progress=False)
+    scores = score_persons(run.model, run.matrix.codes)
+    run.model.abilities = {
+        str(p): (t, s)
+        for p, t, s in zip(run.matrix.person_ids, scores.theta, scores.se, strict=True)
+    }
+    return save_model(run.model, folder / "model.json")
+
+
+@pytest.fixture(scope="module")
+def client(model_file):
+    return TestClient(create_app(model_file, max_body_bytes=20_000))
+
+
+def check(response, schema: str, status: int = 200) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    jsonschema.validate(body, SCHEMAS[schema])
+    assert response.headers["x-request-id"]
+    return body
+
+
+def test_probabilities_from_each_ability_source(client, model_file):
+    model = json.loads(model_file.read_text())
+    a, b = model["items"][0]["discrimination"], model["items"][0]["difficulty"]
+    item = model["items"][0]["id"]
+    by_theta = check(
+        client.post("/v1/probabilities", json={"theta": 0.7, "items": [item]}),
+        "probabilities_response",
+    )
+    assert by_theta["probabilities"][0]["probability"] == pytest.approx(
+        1 / (1 + np.exp(-a * (0.7 - b))), abs=1e-12
+    )
+    student, (theta, se) = next(iter(model["abilities"]["persons"].items()))
+    by_id = check(
+        client.post("/v1/probabilities", json={"student_id": student, "items": [item]}),
+        "probabilities_response",
+    )
+    assert by_id["ability"] == {"theta": theta, "se": se, "source": "student_id"}
+    answers = {i["id"]: 1 for i in model["items"][:5]}
+    scored = check(
+        client.post("/v1/probabilities", json={"responses": answers, "items": [item]}),
+        "probabilities_response",
+    )
+    assert scored["ability"]["source"] == "responses" and scored["ability"]["theta"] > 0.5
+
+
+def test_batch_abilities_items_model_health(client, model_file):
+    ids = [i["id"] for i in json.loads(model_file.read_text())["items"]]
+    batch = check(
+        client.post(
+            "/v1/probabilities/batch",
+            json={"students": [{"theta": -1}, {"theta": 1}], "items": ids[:20]},
+        ),
+        "batch_response",
+    )
+    p_low, p_high = (
+        np.array([p["probability"] for p in r["probabilities"]]) for r in batch["results"]
+    )
+    assert (p_high > p_low).all()
+    for method in ("eap", "map", "ml"):
+        scored = check(
+            client.post("/v1/abilities", json={"responses": {i: 1 for i in ids}, "method": method}),
+            "abilities_response",
+        )
+        assert scored["n_responses"] == len(ids) and np.isfinite(scored["theta"])
+    assert scored["at_bound"]  # all right: the ML estimate sits at its bound, finite
+    assert len(client.get("/v1/items").json()["items"]) == len(ids)
+    check(client.get(f"/v1/items/{ids[3]}"), "item")
+    check(client.get("/v1/items/nope"), "error", 404)
+    assert client.get("/v1/model").json()["n_items"] == len(ids)
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["status"] == "ready"
+    assert set(client.get("/openapi.json").json()["paths"]) >= {
+        "/v1/probabilities",
+        "/v1/probabilities/batch",
+        "/v1/abilities",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b'{"theta": NaN, "items": ["M001"]}', 400, "NaN and Infinity are not JSON"),
+        (b'{"theta": Infinity, "items": ["M001"]}', 400, "not valid JSON"),
+        (b'{"theta": 1e999, "items": ["M001"]}', 400, "not valid JSON"),
+        (b'{"theta": 11, "items": ["M001"]}', 422, "$.theta: 11 is greater than the maximum of 10"),
+        (
+            b'{"theta": 0, "student_id": "S00001", "items": ["M001"]}',
+            422,
+            "$: give exactly one of student_id, theta, responses",
+        ),
+        (b'{"theta": 0}', 422, "$: 'items' is a required property"),
+        (
+            b'{"theta": 0, "items": ["M001"], "colour": 1}',
+            422,
+            "$: unexpected field(s) ['colour']",
+        ),
+        (
+            b'{"responses": {"M001": 2}, "items": ["M001"]}',
+            422,
+            "$.responses.M001: 2 is not one of [0, 1]",
+        ),
+        (b"[1, 2]", 422, "$: [1, 2] is not of type 'object'"),
+        (b'{"theta": 0, "items": ["M001", "ZZZ"]}', 422, "$.items: unknown item id 'ZZZ'"),
+        (
+            b'{"student_id": "nobody", "items": ["M001"]}',
+            404,
+            "$.student_id: no student 'nobody' in the model",
+        ),
+    ],
+)
+def test_bad_requests_get_4xx_in_one_shape_saying_what_and_where(client, body, status, detail):
+    response = client.post(
+        "/v1/probabilities", content=body, headers={"content-type": "application/json"}
+    )
+    error = check(response, "error", status)
+    assert any(detail in line for line in error["detail"]), error
+
+
+def test_every_problem_is_reported_and_long_lists_stay_short(client):
+    body = {"students": [{"theta": 50}, {"student_id": ""}], "items": ["M001"] * 1001}
+    error = check(client.post("/v1/probabilities/batch", json=body), "error", 422)
+    assert "$.items: maxItems is 1000" in error["detail"]
+    assert "$.students[0].theta: 50 is greater than the maximum of 10" in error["detail"]
+    assert len(json.dumps(error)) < 2000  # no echo of the 1001-element list
+
+
+def test_limits_and_request_ids(client):
+    too_big = client.post(
+        "/v1/probabilities",
+        content=b"{" + b" " * 30_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert check(too_big, "error", 413)["error"] == "body_too_large"
+    skipped = check(
+        client.post(
+            "/v1/probabilities",
+            json={"theta": 0, "items": ["M001", "ZZZ"], "unknown_items": "skip"},
+        ),
+        "probabilities_response",
+    )
+    assert (
+        skipped["warnings"] == ["skipped unknown item ids: ['ZZZ']"]
+        and len(skipped["probabilities"]) == 1
+    )
+    echoed = client.get("/health", headers={"x-request-id": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+
+
+@pytest.fixture(scope="module")
+def served(model_file):
+    "`irt-nb serve` as users start it: a real uvicorn server on 127.0.0.1, stopped after the tests."
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(BIN / "irt-nb"),
+            "serve",
+            "--model",
+            str(model_file),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ]
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{base}/ready", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield base
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach(served):
+    "Schemathesis against the real server: every check (no 5xx, responses match their schemas, ...), bounded."
+    result = subprocess.run(
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{served}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "No issues found" in result.stdout

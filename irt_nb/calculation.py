@@ -17,7 +17,7 @@ from scipy.special import expit, log_expit, logit
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'observed_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'model_to_dict', 'save_model', 'model_from_dict', 'load_model']
+__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'model_to_dict', 'save_model', 'model_from_dict', 'load_model']
 
 # %% ../nbs/02_calculation.ipynb #3af65276
 Model = Literal["1pl", "2pl", "3pl"]
@@ -167,6 +167,30 @@ def expected_counts(
     return right, answered, loglik
 
 # %% ../nbs/02_calculation.ipynb #dc8109f5
+class LocalResponses:
+    "Responses held in this process: int8 codes, E-step over chunks of persons."
+
+    def __init__(self, codes: np.ndarray, n_nodes: int = 61, chunk_size: int | None = None):
+        self.codes = codes
+        self.chunks = _ChunkCache(codes, _chunks(*codes.shape, n_nodes, chunk_size))
+        self.n_persons, self.n_items = codes.shape
+
+    def item_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        "Right answers and answers per item."
+        return (self.codes == 1).sum(axis=0), (self.codes != MISSING).sum(axis=0)
+
+    def expected_counts(self, nodes, log_weights, params):
+        "E-step sums: expected right answers and answers per node and item, marginal log-likelihood."
+        return expected_counts(self.codes, nodes, log_weights, params, self.chunks)
+
+    def information_terms(self, nodes, log_weights, params):
+        "Sums for the observed information (see `information_terms`)."
+        return information_terms(self.chunks, nodes, log_weights, params)
+
+    def fingerprint(self) -> str:
+        return data_fingerprint(self.codes)
+
+# %% ../nbs/02_calculation.ipynb #e2145373
 BOUNDS = np.array([10.0, 30.0, 12.0])  # |a|, |d| and |γ| never leave these, so nothing diverges
 
 
@@ -244,7 +268,7 @@ def _common_slope_step(nodes, params, right, answered, free):
         step /= 2
     return params
 
-# %% ../nbs/02_calculation.ipynb #e104016a
+# %% ../nbs/02_calculation.ipynb #973e7c40
 def pack(params: np.ndarray, model: str, free: np.ndarray) -> np.ndarray:
     "The free parameters of item rows `params` as one vector."
     if model == "1pl":
@@ -276,7 +300,7 @@ def free_jacobian(model: str, free: np.ndarray, n_params: int) -> np.ndarray:
     jac[rows[free].ravel(), np.arange(free.sum() * n_params)] = 1.0
     return jac
 
-# %% ../nbs/02_calculation.ipynb #086a4af1
+# %% ../nbs/02_calculation.ipynb #1f601564
 def _q_hessian(nodes, params, right, answered, prior, h=1e-5):
     "Exact-gradient central differences of Q_j: (n_items, n_params, n_params)."
     n_params = params.shape[1]
@@ -296,8 +320,8 @@ def _q_gradient(nodes, params, right, answered, prior):
     return grad
 
 
-def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np.ndarray:
-    "Observed information of all item rows (flattened), by Louis' formula: (n_items*n_params,)*2."
+def information_terms(floats, nodes, log_weights, params) -> tuple[np.ndarray, ...]:
+    "Sums over persons that Louis' formula needs: counts r and n, E_post[s s^T] and sum of g g^T."
     n_items, n_params = params.shape
     log_p, log_q = log_probabilities(nodes, params)
     p, w = item_terms(nodes, params)
@@ -305,7 +329,6 @@ def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np
     answered = np.zeros_like(right)
     second_moment = np.zeros((n_items, n_params, n_items, n_params))
     outer_mean = np.zeros((n_items * n_params, n_items * n_params))
-    floats = chunks if isinstance(chunks, _ChunkCache) else _ChunkCache(codes, chunks, budget=0)
     for x, m in floats:
         post, _ = _posterior(x, m, log_p, log_q, log_weights)
         m = np.ones_like(x) if m is None else m
@@ -324,6 +347,14 @@ def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np
         )
         flat = mean_score.reshape(len(x), -1)
         outer_mean += flat.T @ flat
+    return right, answered, second_moment, outer_mean
+
+
+def combine_information(
+    nodes, params, prior, right, answered, second_moment, outer_mean
+) -> np.ndarray:
+    "Observed information of all item rows (flattened) from summed `information_terms`, by Louis' formula."
+    n_items, n_params = params.shape
     complete = np.zeros((n_items * n_params, n_items * n_params))
     hess = _q_hessian(nodes, params, right, answered, prior)
     for j in range(n_items):
@@ -331,7 +362,7 @@ def observed_information(codes, nodes, log_weights, params, prior, chunks) -> np
         complete[block, block] = -hess[j]
     return complete - second_moment.reshape(complete.shape) + outer_mean
 
-# %% ../nbs/02_calculation.ipynb #1f601564
+# %% ../nbs/02_calculation.ipynb #bba42451
 @dataclass(frozen=True)
 class IterationRecord:
     "One iteration of the EM loop."
@@ -399,7 +430,7 @@ class CalibratedModel:
             self.guessing if self.model == "3pl" else None,
         )
 
-# %% ../nbs/02_calculation.ipynb #417278f2
+# %% ../nbs/02_calculation.ipynb #ed64f48c
 def data_fingerprint(codes: np.ndarray) -> str:
     "SHA-256 of the response codes and their shape: same data, same fingerprint."
     digest = hashlib.sha256(str(codes.shape).encode())
@@ -407,15 +438,11 @@ def data_fingerprint(codes: np.ndarray) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _start_values(codes, model, n_params):
+def _start_values(right, answered, n_params):
     "Slope 1, intercepts from the proportions correct, guessing 0.2."
-    observed = codes != MISSING
-    share = np.clip(((codes == 1).sum(0) + 0.5) / (observed.sum(0) + 1.0), 0.02, 0.98)
-    params = np.column_stack(
-        [np.ones(codes.shape[1]), 1.2 * logit(share)]
-        + ([np.full(codes.shape[1], logit(0.2))] if n_params == 3 else [])
-    )
-    return params
+    share = np.clip((right + 0.5) / (answered + 1.0), 0.02, 0.98)
+    columns = [np.ones(len(right)), 1.2 * logit(share)]
+    return np.column_stack(columns + ([np.full(len(right), logit(0.2))] if n_params == 3 else []))
 
 
 def _fixed_rows(fixed, item_ids, model, n_params):
@@ -444,15 +471,13 @@ def _fixed_rows(fixed, item_ids, model, n_params):
             rows[j, 2] = logit(values[2])
     return mask, rows
 
-# %% ../nbs/02_calculation.ipynb #bba42451
+# %% ../nbs/02_calculation.ipynb #c3a669d0
 def fit_irt(
-    responses,  # (n_persons, n_items) 0/1 with NaN for missing; a DataFrame's columns become item ids
+    responses,  # (n_persons, n_items) 0/1/NaN array or DataFrame, or a response store (e.g. DaskResponses)
     model: Model = "2pl",  # "1pl" (common slope), "2pl" or "3pl" (guessing with a Beta prior)
     n_quadrature: int = 61,  # Gauss-Hermite nodes for θ ~ N(0, 1)
-    fixed: dict
-    | None = None,  # anchor items: {item id or column: (a, b) or (a, b, c)} held at these values
-    item_ids: list
-    | None = None,  # names of the columns (default: DataFrame columns or "0", "1", ...)
+    fixed: dict | None = None,  # anchor items {item or column: (a, b[, c])} held at these values
+    item_ids: list | None = None,  # column names (default: DataFrame columns or "0", "1", ...)
     max_iter: int = 1000,  # cap on EM iterations (a warning says when it is hit)
     tol_param: float = 1e-6,  # largest parameter change of an EM step at convergence
     tol_loglik: float = 1e-9,  # log-likelihood change at convergence, relative to |loglik|
@@ -460,38 +485,45 @@ def fit_irt(
     guessing_prior: tuple[float, float] = (5.0, 17.0),  # Beta(α, β) prior on c (3PL)
     standard_errors: bool = True,  # compute the observed information and standard errors
     chunk_size: int | None = None,  # persons per E-step chunk (default: ~32 MB of floats)
-    progress: bool
-    | None = None,  # progress bar; None shows it for fits of over a million responses
+    progress: bool | None = None,  # progress bar; None: shown for over a million responses
+    on_iteration=None,  # called with each IterationRecord (monitoring, tests)
 ) -> CalibratedModel:
     "Fit an item response model by marginal maximum likelihood (Bock–Aitkin EM, accelerated)."
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if item_ids is None:
-        item_ids = (
-            list(responses.columns)
-            if hasattr(responses, "columns")
-            else list(range(np.shape(responses)[1]))
-        )
-    codes = response_codes(responses)
+    if hasattr(responses, "expected_counts"):  # a response store: data stay where they are
+        store = responses
+        item_ids = item_ids or store.item_ids
+    else:
+        if item_ids is None:
+            columns = getattr(responses, "columns", None)
+            item_ids = list(columns) if columns is not None else list(range(np.shape(responses)[1]))
+        store = LocalResponses(response_codes(responses), n_quadrature, chunk_size)
     item_ids = [str(i) for i in item_ids]
-    if len(item_ids) != codes.shape[1]:
-        raise ValueError(f"{len(item_ids)} item_ids for {codes.shape[1]} items")
+    if len(item_ids) != store.n_items:
+        raise ValueError(f"{len(item_ids)} item_ids for {store.n_items} items")
     n_params = 3 if model == "3pl" else 2
     nodes, weights = normal_quadrature(n_quadrature)
     log_weights = np.log(weights)
-    chunks = _ChunkCache(codes, _chunks(*codes.shape, len(nodes), chunk_size))
     is_fixed, fixed_rows = _fixed_rows(fixed, item_ids, model, n_params)
     free = ~is_fixed
-    params = np.where(is_fixed[:, None], fixed_rows, _start_values(codes, model, n_params))
-    notes = _data_warnings(codes, item_ids)
+    right_counts, answer_counts = store.item_counts()
+    if (answer_counts == 0).any():
+        raise ValueError(
+            f"items (columns) {np.flatnonzero(answer_counts == 0)[:10].tolist()} have no responses at all"
+        )
+    params = np.where(
+        is_fixed[:, None], fixed_rows, _start_values(right_counts, answer_counts, n_params)
+    )
+    notes = _data_warnings(right_counts, answer_counts, item_ids)
 
     def em_step(vector):
         rows = unpack(vector, params, model, free)
-        right, answered, loglik = expected_counts(codes, nodes, log_weights, rows, chunks)
+        right, answered, loglik = store.expected_counts(nodes, log_weights, rows)
         new = maximise_items(nodes, rows, right, answered, model, free, guessing_prior)
         return pack(new, model, free), loglik
 
-    show = progress if progress is not None else codes.size > 1_000_000
+    show = progress if progress is not None else store.n_persons * store.n_items > 1_000_000
     bar = tqdm(total=max_iter, desc=f"EM {model}", disable=not show, leave=False)
     vector, history, converged = pack(params, model, free), [], False
     cached = None  # (vector, its EM image, its log-likelihood) carried into the next iteration
@@ -517,6 +549,8 @@ def fit_irt(
             else:
                 cached = None
         history.append(IterationRecord(iteration, float(loglik0), change, accepted))
+        if on_iteration is not None:
+            on_iteration(history[-1])
         bar.update(1)
         bar.set_postfix(loglik=f"{loglik0:.4f}", change=f"{change:.1e}")
         if change < tol_param and abs(loglik1 - loglik0) <= tol_loglik * abs(loglik0):
@@ -532,14 +566,13 @@ def fit_irt(
         notes.append(message)
     params = unpack(vector, params, model, free)
     return _assemble(
-        codes,
+        store,
         item_ids,
         model,
         params,
         free,
         nodes,
         log_weights,
-        chunks,
         guessing_prior,
         standard_errors,
         converged,
@@ -547,13 +580,11 @@ def fit_irt(
         notes,
     )
 
-# %% ../nbs/02_calculation.ipynb #c3a669d0
-def _data_warnings(codes, item_ids) -> list[str]:
+# %% ../nbs/02_calculation.ipynb #5a460690
+def _data_warnings(right, answered, item_ids) -> list[str]:
     "Warnings for items answered all right or all wrong (their parameters run to the bounds)."
-    observed = codes != MISSING
-    right = (codes == 1).sum(axis=0)
     notes = []
-    for label, mask in (("all right", right == observed.sum(axis=0)), ("all wrong", right == 0)):
+    for label, mask in (("all right", right == answered), ("all wrong", right == 0)):
         if mask.any():
             notes.append(
                 f"items answered {label} (parameters not identified, held at bounds): {[item_ids[j] for j in np.flatnonzero(mask)]}"
@@ -605,14 +636,13 @@ def _standard_errors(info_rows, params, model, free):
 
 
 def _assemble(
-    codes,
+    store,
     item_ids,
     model,
     params,
     free,
     nodes,
     log_weights,
-    chunks,
     prior,
     standard_errors,
     converged,
@@ -622,13 +652,15 @@ def _assemble(
     "Turn the final item rows into a `CalibratedModel` with standard errors and fit."
     n_items, n_params = params.shape
     notes = notes + _estimate_warnings(params, free, item_ids)
-    right, answered, loglik = expected_counts(codes, nodes, log_weights, params, chunks)
+    right, answered, loglik = store.expected_counts(nodes, log_weights, params)
     grad, _ = item_score_information(nodes, params, right, answered, prior)
     grad_free = free_jacobian(model, free, n_params).T @ grad.ravel()
     zeros = np.zeros(n_items)
     ses = (zeros, zeros, zeros, zeros)
     if standard_errors and free.any():
-        info = observed_information(codes, nodes, log_weights, params, prior, chunks)
+        info = combine_information(
+            nodes, params, prior, *store.information_terms(nodes, log_weights, params)
+        )
         ses = tuple(np.where(free, se, 0.0) for se in _standard_errors(info, params, model, free))
     a, d = params[:, 0], params[:, 1]
     n_free = len(pack(params, model, free))
@@ -645,15 +677,15 @@ def _assemble(
         se_guessing=ses[3],
         fixed=~free,
         n_quadrature=len(nodes),
-        n_persons=codes.shape[0],
-        n_responses=int((codes != MISSING).sum()),
+        n_persons=store.n_persons,
+        n_responses=int(store.item_counts()[1].sum()),
         loglik=float(loglik),
         n_parameters=n_free,
         converged=converged,
         n_iterations=len(history),
         history=history,
         max_abs_gradient=float(np.max(np.abs(grad_free), initial=0.0)),
-        data_fingerprint=data_fingerprint(codes),
+        data_fingerprint=store.fingerprint(),
         guessing_prior=tuple(prior),
         warnings=notes,
     )

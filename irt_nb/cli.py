@@ -19,7 +19,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'report_command', 'serve_command', 'build_parser', 'main']
+__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'fit_irt_progress', 'report_command', 'serve_command', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -84,6 +84,8 @@ def fit_command(args: argparse.Namespace) -> int:
     from irt_nb.calculation import save_model, score_persons
     from irt_nb.pipeline import calibrate
 
+    if args.scheduler:
+        return _fit_distributed(args)
     columns = dict(pair.split("=", 1) for pair in args.columns.split(",")) if args.columns else None
     run = calibrate(
         args.source,
@@ -123,6 +125,34 @@ def fit_command(args: argparse.Namespace) -> int:
         print(f"warning: {note}")
     print(f"model: {out}\nprocessing report: {report}")
     return 0
+
+
+def _fit_distributed(args: argparse.Namespace) -> int:
+    "Fit a persons × items Parquet dataset on a Dask cluster; only sufficient statistics reach this process."
+    from distributed import Client
+
+    from irt_nb.calculation import save_model
+    from irt_nb.distributed import DaskResponses
+
+    with Client(args.scheduler) as client:
+        store = DaskResponses(args.source, client)
+        model = fit_irt_progress(store, args)
+        store.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, out)
+    print(
+        f"{model.model}: {model.n_persons} persons x {len(model.item_ids)} items on {args.scheduler}, converged={model.converged} "
+        f"after {model.n_iterations} iterations, loglik {model.loglik:.3f}\nmodel: {out}"
+    )
+    return 0
+
+
+def fit_irt_progress(store, args):
+    "fit_irt with the command's model options."
+    from irt_nb.calculation import fit_irt
+
+    return fit_irt(store, model=args.model, n_quadrature=args.quadrature, progress=not args.quiet)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -255,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-person-responses", type=int, default=1)
     p.add_argument("--out", default="outputs/model.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--scheduler",
+        help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset",
+    )
     p.set_defaults(run=fit_command)
     p = sub.add_parser(
         "report", help="run the calibration report (papermill) and render it to HTML"

@@ -275,8 +275,7 @@ def load_responses(
     since: str | None = None,  # keep answers at or after this time (ISO 8601)
     until: str | None = None,  # keep answers before this time (ISO 8601)
     table: str = "responses",  # table name, for databases
-    storage_options: dict
-    | None = None,  # fsspec options, e.g. {"endpoint_url": ..., "key": ...} for S3
+    storage_options: dict | None = None,  # fsspec options, e.g. S3 key, secret, endpoint_url
     chunk_rows: int = 200_000,  # rows per chunk when reading a database
     keep: tuple[
         str, ...

@@ -118,8 +118,7 @@ def render_html(notebook: Path) -> Path:
 
 def run_report(
     parameters: dict,  # report parameters (checked against the notebook's parameters cell)
-    output_dir: str
-    | Path = "outputs/report",  # folder for the executed notebook, HTML, model and metrics
+    output_dir: str | Path = "outputs/report",  # executed notebook, HTML, model and metrics go here
     notebook: str | Path = CALIBRATION_REPORT,  # the report notebook
     progress: bool = True,  # papermill's progress bar
 ) -> ReportRun:

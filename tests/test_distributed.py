@@ -1,0 +1,107 @@
+"""Distributed fit on a LocalCluster (two worker processes on 127.0.0.1): same answer, survives a lost worker."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from irt_nb.calculation import fit_irt, probability_correct
+from irt_nb.distributed import DaskResponses, write_response_parquet
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    rng = np.random.default_rng(12)
+    a, b = rng.lognormal(0, 0.3, 25), rng.normal(0, 1, 25)
+    x = (rng.random((20_000, 25)) < probability_correct(rng.standard_normal(20_000), a, b)).astype(
+        float
+    )
+    x[rng.random(x.shape) < 0.3] = np.nan
+    codes = np.where(np.isnan(x), -1, x).astype(np.int8)
+    items = [f"q{j:02d}" for j in range(25)]
+    dataset = write_response_parquet(
+        codes, items, tmp_path_factory.mktemp("dist") / "responses", rows_per_partition=2_000
+    )
+    return x, items, dataset
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+def test_distributed_fit_equals_the_in_memory_fit(data, client):
+    x, items, dataset = data
+    memory = fit_irt(x, item_ids=items, progress=False)
+    store = DaskResponses(dataset, client)
+    distributed = fit_irt(store, progress=False)
+    store.close()
+    assert distributed.n_iterations == memory.n_iterations
+    assert (
+        distributed.n_persons == memory.n_persons and distributed.n_responses == memory.n_responses
+    )
+    np.testing.assert_allclose(distributed.discrimination, memory.discrimination, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(distributed.intercept, memory.intercept, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(distributed.se_difficulty, memory.se_difficulty, atol=1e-8, rtol=0)
+    assert distributed.loglik == pytest.approx(memory.loglik, abs=1e-8)
+
+
+def test_a_worker_lost_mid_fit_changes_nothing(data, client):
+    x, items, dataset = data
+    memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False)
+    store = DaskResponses(dataset, client)
+    victim = min(client.run(os.getpid).values())
+    killed = threading.Event()
+
+    def kill_a_worker(record):
+        if record.iteration == 2 and not killed.is_set():
+            os.kill(
+                victim, signal.SIGKILL
+            )  # its partitions are lost; the nanny starts a new worker
+            killed.set()
+
+    distributed = fit_irt(store, progress=False, standard_errors=False, on_iteration=kill_a_worker)
+    store.close()
+    assert killed.is_set()
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)  # that worker process is really gone
+    assert distributed.n_iterations == memory.n_iterations
+    np.testing.assert_allclose(distributed.discrimination, memory.discrimination, atol=1e-8, rtol=0)
+    assert distributed.loglik == pytest.approx(memory.loglik, abs=1e-8)
+
+
+def test_bad_values_in_the_dataset_are_named(client, tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"q1": [1.0, 0.0], "q2": [2.0, 1.0]}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"column 'q2': value 2.0 is not 0, 1 or null"):
+        DaskResponses(tmp_path / "bad.parquet", client)
+
+
+def test_the_command_line_fits_through_a_scheduler_address(data, client, tmp_path):
+    from conftest import run
+
+    from irt_nb.calculation import load_model
+
+    x, items, dataset = data
+    result = run(
+        "irt-nb",
+        "fit",
+        str(dataset),
+        "--scheduler",
+        client.scheduler.address,
+        "--quiet",
+        "--out",
+        str(tmp_path / "model.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    model = load_model(tmp_path / "model.json")
+    memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False)
+    np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-8, rtol=0)

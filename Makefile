@@ -89,4 +89,4 @@ bench: setup
 	$(BIN)/python bench/preparation.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/api.py
-	$(BIN)/python bench/distributed.py
+	$(BIN)/python bench/dask_cluster.py

@@ -5,9 +5,12 @@
 # %% ../nbs/05_api.ipynb #61ef6a98
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +30,7 @@ import irt_nb
 from .calculation import CalibratedModel, load_model, normal_quadrature, score_persons
 
 # %% auto #0
-__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'log', 'ApiError', 'validate', 'ModelService', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'api_error', 'http_error', 'server_error', 'RequestIdMiddleware', 'openapi_document', 'create_app', 'app_from_environment']
+__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'log', 'ApiError', 'validate', 'ModelService', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'create_app', 'app_from_environment']
 
 # %% ../nbs/05_api.ipynb #993863e4
 SCHEMAS_DIR = (
@@ -348,11 +351,35 @@ async def server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-class RequestIdMiddleware:
-    "Adds `x-request-id` to every response and logs one JSON line per request."
+class AccessLog:
+    "One JSON line per request on stderr, through a 64 KiB buffer flushed every half second and at exit."
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, stream=None, interval: float = 0.5):
+        self.stream = stream or open(sys.stderr.fileno(), "wb", buffering=1 << 16, closefd=False)
+        self.lock = threading.Lock()
+        threading.Thread(target=self._flush_every, args=(interval,), daemon=True).start()
+        atexit.register(self.flush)
+
+    def write(self, record: dict) -> None:
+        line = orjson.dumps(record) + b"\n"
+        with self.lock:
+            self.stream.write(line)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.stream.flush()
+
+    def _flush_every(self, seconds: float) -> None:
+        while True:
+            time.sleep(seconds)
+            self.flush()
+
+
+class RequestIdMiddleware:
+    "Adds `x-request-id` to every response and writes one JSON access-log line per request."
+
+    def __init__(self, app, access_log: AccessLog | None = None):
+        self.app, self.access_log = app, access_log
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -375,17 +402,15 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    json.dumps(
-                        {
-                            "request_id": request_id.decode(),
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "status": status[0],
-                            "ms": round(1000 * (time.perf_counter() - started), 2),
-                        }
-                    )
+            if self.access_log is not None:
+                self.access_log.write(
+                    {
+                        "request_id": request_id.decode(),
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status[0],
+                        "ms": round(1000 * (time.perf_counter() - started), 2),
+                    }
                 )
 
 # %% ../nbs/05_api.ipynb #801712c8
@@ -492,6 +517,8 @@ def openapi_document(item_ids: list[str] | None = None) -> dict:
 def create_app(
     model: CalibratedModel | str | Path,  # a model or the path of a model file
     max_body_bytes: int = 1 << 20,  # larger bodies get 413
+    access_log: AccessLog
+    | None = None,  # one JSON line per request goes here (None: no access log)
 ) -> Starlette:
     "The API application (Starlette) serving `model`."
     if not isinstance(model, CalibratedModel):
@@ -517,15 +544,14 @@ def create_app(
     )
     app.state.service, app.state.max_body_bytes = ModelService(model), max_body_bytes
     app.state.openapi = openapi_document(list(model.item_ids))
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log=access_log)
     return app
 
 
 def app_from_environment() -> Starlette:
-    "Factory for server workers: the model file comes from IRT_NB_MODEL."
-    logging.basicConfig(
-        level=os.environ.get("IRT_NB_LOG_LEVEL", "INFO").upper(), format="%(message)s"
-    )
-    return create_app(
-        os.environ["IRT_NB_MODEL"], max_body_bytes=int(os.environ.get("IRT_NB_MAX_BODY", 1 << 20))
-    )
+    "Factory for server workers: the model file comes from IRT_NB_MODEL, the log level from IRT_NB_LOG_LEVEL."
+    level = os.environ.get("IRT_NB_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(message)s")
+    access_log = AccessLog() if logging.getLevelName(level) <= logging.INFO else None
+    max_body = int(os.environ.get("IRT_NB_MAX_BODY", 1 << 20))
+    return create_app(os.environ["IRT_NB_MODEL"], max_body_bytes=max_body, access_log=access_log)

@@ -17,7 +17,7 @@ from scipy.special import expit, log_expit, logit
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'model_to_dict', 'save_model', 'model_from_dict', 'load_model']
+__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'model_to_dict', 'save_model', 'model_from_dict', 'load_model']
 
 # %% ../nbs/02_calculation.ipynb #3af65276
 Model = Literal["1pl", "2pl", "3pl"]
@@ -155,10 +155,12 @@ def expected_counts(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     "E-step: expected right answers r and answers n per node and item, and the marginal log-likelihood."
     log_p, log_q = log_probabilities(nodes, params)
-    right = np.zeros((len(nodes), codes.shape[1]))
+    right = np.zeros((len(nodes), len(params)))
     answered = np.zeros_like(right)
     loglik = 0.0
-    floats = chunks if isinstance(chunks, _ChunkCache) else _ChunkCache(codes, chunks, budget=0)
+    floats = (
+        _ChunkCache(codes, chunks, budget=0) if isinstance(chunks, list) else chunks
+    )  # slices, or (x, m) pairs
     for x, m in floats:
         post, ll = _posterior(x, m, log_p, log_q, log_weights)
         right += post.T @ x
@@ -191,6 +193,49 @@ class LocalResponses:
         return data_fingerprint(self.codes)
 
 # %% ../nbs/02_calculation.ipynb #e2145373
+class SparseResponses(LocalResponses):
+    "Responses as a scipy.sparse matrix: 2 right, 1 wrong, no entry for not answered; dense one chunk at a time."
+
+    def __init__(self, matrix, n_nodes: int = 61, chunk_size: int | None = None):
+        import scipy.sparse
+
+        self.matrix = scipy.sparse.csr_matrix(matrix)
+        bad = ~np.isin(self.matrix.data, (1, 2))
+        if bad.any():
+            raise ValueError(
+                f"sparse responses must hold 2 (right) or 1 (wrong); found {np.unique(self.matrix.data[bad])[:5].tolist()}"
+            )
+        self.n_persons, self.n_items = self.matrix.shape
+        self.chunks = _SparseChunks(
+            self.matrix, _chunks(self.n_persons, self.n_items, n_nodes, chunk_size)
+        )
+
+    def item_counts(self):
+        right = np.bincount(self.matrix.indices[self.matrix.data == 2], minlength=self.n_items)
+        return right, np.bincount(self.matrix.indices, minlength=self.n_items)
+
+    def expected_counts(self, nodes, log_weights, params):
+        return expected_counts(None, nodes, log_weights, params, self.chunks)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(str(self.matrix.shape).encode())
+        for part in (self.matrix.indptr, self.matrix.indices, self.matrix.data):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        return "sha256-csr:" + digest.hexdigest()
+
+
+class _SparseChunks:
+    "Dense (x, m) float pairs of consecutive row chunks of a CSR response matrix."
+
+    def __init__(self, matrix, slices):
+        self.matrix, self.slices = matrix, slices
+
+    def __iter__(self):
+        for rows in self.slices:
+            dense = self.matrix[rows].toarray()
+            yield (dense == 2).astype(float), (dense > 0).astype(float)
+
+# %% ../nbs/02_calculation.ipynb #e104016a
 BOUNDS = np.array([10.0, 30.0, 12.0])  # |a|, |d| and |γ| never leave these, so nothing diverges
 
 
@@ -268,7 +313,7 @@ def _common_slope_step(nodes, params, right, answered, free):
         step /= 2
     return params
 
-# %% ../nbs/02_calculation.ipynb #973e7c40
+# %% ../nbs/02_calculation.ipynb #85249b42
 def pack(params: np.ndarray, model: str, free: np.ndarray) -> np.ndarray:
     "The free parameters of item rows `params` as one vector."
     if model == "1pl":
@@ -300,7 +345,7 @@ def free_jacobian(model: str, free: np.ndarray, n_params: int) -> np.ndarray:
     jac[rows[free].ravel(), np.arange(free.sum() * n_params)] = 1.0
     return jac
 
-# %% ../nbs/02_calculation.ipynb #1f601564
+# %% ../nbs/02_calculation.ipynb #bba42451
 def _q_hessian(nodes, params, right, answered, prior, h=1e-5):
     "Exact-gradient central differences of Q_j: (n_items, n_params, n_params)."
     n_params = params.shape[1]
@@ -362,7 +407,7 @@ def combine_information(
         complete[block, block] = -hess[j]
     return complete - second_moment.reshape(complete.shape) + outer_mean
 
-# %% ../nbs/02_calculation.ipynb #bba42451
+# %% ../nbs/02_calculation.ipynb #c3a669d0
 @dataclass(frozen=True)
 class IterationRecord:
     "One iteration of the EM loop."
@@ -430,7 +475,7 @@ class CalibratedModel:
             self.guessing if self.model == "3pl" else None,
         )
 
-# %% ../nbs/02_calculation.ipynb #ed64f48c
+# %% ../nbs/02_calculation.ipynb #f191338f
 def data_fingerprint(codes: np.ndarray) -> str:
     "SHA-256 of the response codes and their shape: same data, same fingerprint."
     digest = hashlib.sha256(str(codes.shape).encode())
@@ -471,7 +516,7 @@ def _fixed_rows(fixed, item_ids, model, n_params):
             rows[j, 2] = logit(values[2])
     return mask, rows
 
-# %% ../nbs/02_calculation.ipynb #c3a669d0
+# %% ../nbs/02_calculation.ipynb #5a460690
 def fit_irt(
     responses,  # (n_persons, n_items) 0/1/NaN array or DataFrame, or a response store (e.g. DaskResponses)
     model: Model = "2pl",  # "1pl" (common slope), "2pl" or "3pl" (guessing with a Beta prior)
@@ -494,6 +539,9 @@ def fit_irt(
     if hasattr(responses, "expected_counts"):  # a response store: data stay where they are
         store = responses
         item_ids = item_ids or store.item_ids
+    elif hasattr(responses, "tocsr"):  # scipy.sparse: 2 right, 1 wrong, no entry = not answered
+        store = SparseResponses(responses, n_quadrature, chunk_size)
+        item_ids = item_ids if item_ids is not None else list(range(store.n_items))
     else:
         if item_ids is None:
             columns = getattr(responses, "columns", None)
@@ -580,7 +628,7 @@ def fit_irt(
         notes,
     )
 
-# %% ../nbs/02_calculation.ipynb #5a460690
+# %% ../nbs/02_calculation.ipynb #4a94d72f
 def _data_warnings(right, answered, item_ids) -> list[str]:
     "Warnings for items answered all right or all wrong (their parameters run to the bounds)."
     notes = []

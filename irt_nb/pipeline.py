@@ -36,6 +36,7 @@ def calibrate(
     min_item_responses: int = 1,  # drop items with fewer answers
     min_person_responses: int = 1,  # drop persons with fewer answers
     model: str = "2pl",  # "1pl", "2pl" or "3pl"
+    sparse: bool = False,  # keep the matrix sparse (very sparse data, e.g. adaptive tests)
     **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, progress, ...)
 ) -> Calibration:
     "Load, process and fit: the production pipeline from a data source to a calibrated model."
@@ -54,6 +55,7 @@ def calibrate(
         attempt_policy=attempt_policy,
         min_item_responses=min_item_responses,
         min_person_responses=min_person_responses,
+        sparse=sparse,
     )
     fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
     return Calibration(matrix, fitted)

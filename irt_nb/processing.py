@@ -24,19 +24,24 @@ AttemptPolicy = Literal["first", "last", "any"]
 class ResponseMatrix:
     "Persons × items response codes (1 right, 0 wrong, -1 missing) with ids and the processing report."
 
-    codes: np.ndarray  # (n_persons, n_items) int8
+    codes: np.ndarray  # (n_persons, n_items) int8; with sparse=True a CSR matrix (2 right, 1 wrong)
     person_ids: np.ndarray  # (n_persons,) sorted
     item_ids: np.ndarray  # (n_items,) sorted
     report: pd.DataFrame  # step, rows_in, dropped, rows_out, reason
 
     @property
     def responses(self) -> np.ndarray:
-        "The matrix as floats with NaN for missing (for code that wants that form)."
+        "The matrix as floats with NaN for missing (for code that wants that form; dense)."
+        if hasattr(self.codes, "tocsr"):
+            dense = self.codes.toarray()
+            return np.where(dense == 0, np.nan, dense - 1.0)
         return np.where(self.codes < 0, np.nan, self.codes.astype(float))
 
     @property
     def missing_share(self) -> float:
         "Share of person-item cells without an answer."
+        if hasattr(self.codes, "tocsr"):
+            return 1 - self.codes.nnz / (self.codes.shape[0] * self.codes.shape[1])
         return float((self.codes < 0).mean())
 
 
@@ -172,6 +177,7 @@ def process_responses(
     attempt_policy: AttemptPolicy = "first",  # which of several attempts at an item counts
     min_item_responses: int = 1,  # drop items answered fewer times
     min_person_responses: int = 1,  # drop persons with fewer answers
+    sparse: bool = False,  # codes as a scipy.sparse CSR matrix (2 right, 1 wrong) for very sparse data
 ) -> ResponseMatrix:
     "Filter, resolve repeated attempts, apply minimums and pivot to a persons × items matrix with a report."
     table = loaded.table if isinstance(loaded, LoadedResponses) else loaded
@@ -214,12 +220,21 @@ def process_responses(
         )
     person_codes, person_ids = _sorted_codes(student, table.student_id.cat.categories)
     item_codes, item_ids = _sorted_codes(item, table.item_id.cat.categories)
-    codes = np.full((len(person_ids), len(item_ids)), -1, dtype=np.int8)
-    codes[person_codes, item_codes] = correct
+    shape = (len(person_ids), len(item_ids))
+    if sparse:  # 2 right, 1 wrong, no entry = not answered
+        import scipy.sparse
+
+        codes = scipy.sparse.csr_matrix(
+            ((correct + 1).astype(np.int8), (person_codes, item_codes)), shape=shape
+        )
+    else:
+        codes = np.full(shape, -1, dtype=np.int8)
+        codes[person_codes, item_codes] = correct
+    missing = 1 - len(student) / (shape[0] * shape[1])
     report.add(
         "matrix",
         len(student),
         len(student),
-        f"{len(person_ids)} persons x {len(item_ids)} items, {(codes < 0).mean():.1%} of cells missing",
+        f"{shape[0]} persons x {shape[1]} items, {missing:.1%} of cells missing",
     )
     return ResponseMatrix(codes, person_ids, item_ids, report.frame())

@@ -170,3 +170,15 @@ def test_postgresql_gives_the_same_records_as_sqlite(sample):
     np.testing.assert_array_equal(
         process_responses(from_pg).codes, process_responses(from_sqlite).codes
     )
+
+
+def test_the_sparse_layout_fits_the_same_model(sample):
+    from irt_nb.calculation import fit_irt
+
+    _, db, _ = sample
+    loaded = load_responses(f"sqlite:///{db}", **SPRING_MATH)
+    dense, sparse = process_responses(loaded), process_responses(loaded, sparse=True)
+    assert sparse.codes.nnz == (dense.codes >= 0).sum() and sparse.report.equals(dense.report)
+    a, b = (fit_irt(m.codes, item_ids=list(m.item_ids), progress=False) for m in (dense, sparse))
+    np.testing.assert_allclose(b.discrimination, a.discrimination, atol=1e-10, rtol=0)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-8)

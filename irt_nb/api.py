@@ -27,7 +27,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import irt_nb
-from .calculation import CalibratedModel, load_model, normal_quadrature, score_persons
+from irt_nb.calculation import (
+    ITEM_FIELDS,
+    CalibratedModel,
+    load_model,
+    normal_quadrature,
+    score_persons,
+)
 
 # %% auto #0
 __all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'log', 'ApiError', 'validate', 'ModelService', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'create_app', 'app_from_environment']
@@ -245,19 +251,9 @@ async def abilities(request: Request) -> Response:
 
 def _item(service: ModelService, j: int) -> dict:
     m = service.model
-    fields = (
-        "discrimination",
-        "difficulty",
-        "intercept",
-        "guessing",
-        "se_discrimination",
-        "se_difficulty",
-        "se_intercept",
-        "se_guessing",
-    )
     return {
         "item_id": m.item_ids[j],
-        **{f: float(getattr(m, f)[j]) for f in fields},
+        **{f: float(getattr(m, f)[j]) for f in ITEM_FIELDS},
         "fixed": bool(m.fixed[j]),
     }
 

@@ -63,7 +63,7 @@ services:
 
 ## JupyterLab on 127.0.0.1 with the project's kernel
 lab: setup
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir .
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir . $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 export: setup
 	$(BIN)/nbdev-export

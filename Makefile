@@ -90,3 +90,4 @@ bench: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/dask_cluster.py
+	$(BIN)/python bench/plot.py

@@ -136,7 +136,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'irt_nb.cli.check_sync_command': ('cli.html#check_sync_command', 'irt_nb/cli.py'),
                             'irt_nb.cli.clean_nb_command': ('cli.html#clean_nb_command', 'irt_nb/cli.py'),
                             'irt_nb.cli.fit_command': ('cli.html#fit_command', 'irt_nb/cli.py'),
-                            'irt_nb.cli.fit_irt_progress': ('cli.html#fit_irt_progress', 'irt_nb/cli.py'),
                             'irt_nb.cli.main': ('cli.html#main', 'irt_nb/cli.py'),
                             'irt_nb.cli.report_command': ('cli.html#report_command', 'irt_nb/cli.py'),
                             'irt_nb.cli.sample_command': ('cli.html#sample_command', 'irt_nb/cli.py'),

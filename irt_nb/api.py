@@ -31,7 +31,6 @@ from irt_nb.calculation import (
     ITEM_FIELDS,
     CalibratedModel,
     load_model,
-    normal_quadrature,
     score_persons,
 )
 
@@ -97,8 +96,6 @@ class ModelService:
         self.model = model
         self.index = {item: j for j, item in enumerate(model.item_ids)}
         self.a, self.b, self.c = model.discrimination, model.difficulty, model.guessing
-        self.nodes, weights = normal_quadrature(model.n_quadrature)
-        self.log_weights = np.log(weights)
         self.abilities = model.abilities or {}
 
     def columns(
@@ -134,15 +131,15 @@ class ModelService:
                     f"{path}.student_id",
                 )
             return {"theta": found[0], "se": found[1], "source": "student_id"}, []
-        theta, se, _, warnings = self.score(
+        theta, se, _, _, warnings = self.score(
             student["responses"], "eap", unknown, f"{path}.responses"
         )
         return {"theta": theta, "se": se, "source": "responses"}, warnings
 
     def score(
         self, responses: dict, method: str, unknown: str, path: str
-    ) -> tuple[float, float, bool, list[str]]:
-        "Ability and standard error from answers {item id: 0/1}."
+    ) -> tuple[float, float, bool, int, list[str]]:
+        "Ability, standard error, at-bound flag and number of known items answered, from answers {item id: 0/1}."
         columns, kept, warnings = self.columns(list(responses), unknown, path)
         if not len(columns):
             raise ApiError(
@@ -151,7 +148,13 @@ class ModelService:
         codes = np.full((1, len(self.index)), -1, np.int8)
         codes[0, columns] = [responses[item] for item in kept]
         scores = score_persons(self.model, codes, method)
-        return float(scores.theta[0]), float(scores.se[0]), bool(scores.at_bound[0]), warnings
+        return (
+            float(scores.theta[0]),
+            float(scores.se[0]),
+            bool(scores.at_bound[0]),
+            len(kept),
+            warnings,
+        )
 
     def probabilities(self, theta: float, columns: np.ndarray, ids: list[str]) -> list[dict]:
         "P(correct) for one ability and the given item columns."
@@ -233,10 +236,9 @@ async def abilities(request: Request) -> Response:
     body = await _body(request, "abilities_request")
     service: ModelService = request.app.state.service
     method = body.get("method", "eap")
-    theta, se, at_bound, warnings = service.score(
+    theta, se, at_bound, n, warnings = service.score(
         body["responses"], method, body.get("unknown_items", "error"), "$.responses"
     )
-    n = sum(1 for item in body["responses"] if item in service.index)
     return _json(
         {
             "theta": theta,

@@ -615,6 +615,7 @@ def fit_irt(
     params = unpack(vector, params, model, free)
     return _assemble(
         store,
+        int(answer_counts.sum()),
         item_ids,
         model,
         params,
@@ -685,6 +686,7 @@ def _standard_errors(info_rows, params, model, free):
 
 def _assemble(
     store,
+    n_responses,
     item_ids,
     model,
     params,
@@ -726,7 +728,7 @@ def _assemble(
         fixed=~free,
         n_quadrature=len(nodes),
         n_persons=store.n_persons,
-        n_responses=int(store.item_counts()[1].sum()),
+        n_responses=n_responses,
         loglik=float(loglik),
         n_parameters=n_free,
         converged=converged,
@@ -773,17 +775,16 @@ def score_persons(
     codes = response_codes_allow_empty_items(responses, len(model.item_ids))
     x, m = _floats(codes)
     m = np.ones_like(x) if m is None else m
-    if method == "eap":
-        nodes, weights = normal_quadrature(n_quadrature or model.n_quadrature)
-        log_p, log_q = log_probabilities(nodes, model.item_params)
-        post, _ = _posterior(x, m, log_p, log_q, np.log(weights))
-        mean = post @ nodes
-        sd = np.sqrt(np.clip(post @ nodes**2 - mean**2, 0, None))
-        return PersonScores(mean, sd, method, np.zeros(len(mean), bool))
-    if method not in ("map", "ml"):
+    if method not in ("eap", "map", "ml"):
         raise ValueError(f"method must be 'eap', 'map' or 'ml', got {method!r}")
+    nodes, weights = normal_quadrature(n_quadrature or model.n_quadrature)
+    log_p, log_q = log_probabilities(nodes, model.item_params)
+    post, _ = _posterior(x, m, log_p, log_q, np.log(weights))
+    theta = post @ nodes  # EAP: the answer, or a good start for Newton's method
+    if method == "eap":
+        sd = np.sqrt(np.clip(post @ nodes**2 - theta**2, 0, None))
+        return PersonScores(theta, sd, method, np.zeros(len(theta), bool))
     prior = 1.0 if method == "map" else 0.0
-    theta = score_persons(model, codes, "eap").theta  # a good start for Newton's method
     for _ in range(100):
         grad, info = _person_derivatives(model, theta, x, m)
         step = (grad - prior * theta) / (info + prior + 1e-12)

@@ -19,7 +19,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'fit_irt_progress', 'report_command', 'serve_command', 'build_parser', 'main']
+__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'report_command', 'serve_command', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -131,12 +131,14 @@ def _fit_distributed(args: argparse.Namespace) -> int:
     "Fit a persons × items Parquet dataset on a Dask cluster; only sufficient statistics reach this process."
     from distributed import Client
 
-    from irt_nb.calculation import save_model
+    from irt_nb.calculation import fit_irt, save_model
     from irt_nb.distributed import DaskResponses
 
     with Client(args.scheduler) as client:
         store = DaskResponses(args.source, client)
-        model = fit_irt_progress(store, args)
+        model = fit_irt(
+            store, model=args.model, n_quadrature=args.quadrature, progress=not args.quiet
+        )
         store.close()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,13 +148,6 @@ def _fit_distributed(args: argparse.Namespace) -> int:
         f"after {model.n_iterations} iterations, loglik {model.loglik:.3f}\nmodel: {out}"
     )
     return 0
-
-
-def fit_irt_progress(store, args):
-    "fit_irt with the command's model options."
-    from irt_nb.calculation import fit_irt
-
-    return fit_irt(store, model=args.model, n_quadrature=args.quadrature, progress=not args.quiet)
 
 
 def report_command(args: argparse.Namespace) -> int:

@@ -170,9 +170,11 @@ def _arrow_filter(table: pa.Table, names: dict[str, str], exam, subject, since, 
         if value is not None:
             cond = pc.equal(pc.cast(table[names[field]], pa.string()), str(value))
             mask = cond if mask is None else pc.and_(mask, cond)
+    times = None  # parsed once, only if a date filter needs it
     for op, value in ((pc.greater_equal, since), (pc.less, until)):
         if value is not None:
-            times = pa.array(_times(table[names["answered_at"]], names["answered_at"]))
+            if times is None:
+                times = pa.array(_times(table[names["answered_at"]], names["answered_at"]))
             cond = op(
                 times, pa.scalar(pd.Timestamp(value).to_datetime64().astype("datetime64[us]"))
             )

@@ -5,6 +5,7 @@
 # %% ../nbs/02_calculation.ipynb #bed98b01
 from __future__ import annotations
 
+import functools  # noqa: F401 (used by the cells 02b_model_file.ipynb exports here)
 import hashlib
 import json
 import warnings
@@ -14,10 +15,10 @@ from typing import Literal
 
 import numpy as np
 from scipy.special import expit, log_expit, logit
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bar: no ipywidgets warning in notebooks and reports
 
 # %% auto #0
-__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'model_to_dict', 'save_model', 'model_from_dict', 'load_model']
+__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'FIT_FIELDS', 'MODEL_SCHEMA', 'GUESSING_RANGE', 'model_to_dict', 'write_atomic', 'save_model', 'model_from_dict', 'load_model']
 
 # %% ../nbs/02_calculation.ipynb #3af65276
 Model = Literal["1pl", "2pl", "3pl"]
@@ -849,7 +850,7 @@ def item_fit(model: CalibratedModel, responses) -> ItemFit:
     return ItemFit(infit, outfit, n.astype(int))
 
 # %% ../nbs/02b_model_file.ipynb #4a769016
-MODEL_FORMAT = "irt_nb.model/1"
+MODEL_FORMAT = "irt_nb.model/2"
 ITEM_FIELDS = (
     "discrimination",
     "difficulty",
@@ -860,145 +861,260 @@ ITEM_FIELDS = (
     "se_intercept",
     "se_guessing",
 )
+FIT_FIELDS = ("loglik", "aic", "bic", "n_parameters", "n_persons", "n_responses")
 
 
 def model_to_dict(model: CalibratedModel, created: str | None = None) -> dict:
-    "A JSON-ready document of `model` (format `irt_nb.model/1`)."
+    "A JSON-ready document of `model` in the format of `schemas/model.json` (`irt_nb.model/2`)."
     from datetime import UTC, datetime
 
     from irt_nb import __version__
 
-    nodes, weights = normal_quadrature(model.n_quadrature)
     items = [
         {
-            "id": item,
-            "fixed": bool(model.fixed[j]),
+            "item_id": item,
             **{f: float(getattr(model, f)[j]) for f in ITEM_FIELDS},
+            "fixed": bool(model.fixed[j]),
         }
         for j, item in enumerate(model.item_ids)
     ]
+    abilities = None
+    if model.abilities is not None:
+        ids = list(model.abilities)
+        pairs = np.array([model.abilities[i] for i in ids], float).reshape(-1, 2)
+        abilities = dict(
+            method="eap", student_id=ids, theta=pairs[:, 0].tolist(), se=pairs[:, 1].tolist()
+        )
     return {
         "format": MODEL_FORMAT,
         "model": model.model,
-        "parameterisation": "P = c + (1 - c) / (1 + exp(-(discrimination * theta + intercept))); difficulty = -intercept / discrimination",
+        "parameterisation": "P = guessing + (1 - guessing) / (1 + exp(-(discrimination * theta + intercept))); difficulty = -intercept / discrimination",
         "items": items,
         "ability_distribution": {"family": "normal", "mean": 0.0, "sd": 1.0},
-        "quadrature": {
-            "rule": "gauss-hermite",
-            "n_points": model.n_quadrature,
-            "nodes": nodes.tolist(),
-            "weights": weights.tolist(),
-        },
+        "quadrature": {"rule": "gauss-hermite", "n_points": model.n_quadrature},
         "guessing_prior": list(model.guessing_prior) if model.model == "3pl" else None,
-        "convergence": {
-            "converged": model.converged,
-            "n_iterations": model.n_iterations,
-            "max_abs_gradient": model.max_abs_gradient,
-            "history": [vars(r) for r in model.history],
-        },
-        "fit": {
-            "loglik": model.loglik,
-            "aic": model.aic,
-            "bic": model.bic,
-            "n_parameters": model.n_parameters,
-            "n_persons": model.n_persons,
-            "n_responses": model.n_responses,
-        },
+        "converged": model.converged,
+        "n_iterations": model.n_iterations,
+        "max_abs_gradient": model.max_abs_gradient,
+        "history": [vars(r) for r in model.history],
+        **{f: getattr(model, f) for f in FIT_FIELDS},
         "data_fingerprint": model.data_fingerprint,
-        "abilities": None
-        if model.abilities is None
-        else {"method": "eap", "persons": {k: list(v) for k, v in model.abilities.items()}},
+        "abilities": abilities,
         "warnings": list(model.warnings),
         "package_version": __version__,
         "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
-def save_model(model: CalibratedModel, path: str | Path) -> Path:
-    "Write `model` as JSON to `path` (NaN and infinity are refused, never written)."
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    "Write `data` to `path` through a temporary file renamed into place: a failed write leaves the old file."
+    import os
+    import tempfile
+
     path = Path(path)
-    path.write_text(
-        json.dumps(model_to_dict(model), indent=1, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
+
+def save_model(model: CalibratedModel, path: str | Path) -> Path:
+    "Write `model` as JSON to `path`, atomically (NaN and infinity are refused, never written)."
+    return write_atomic(path, json.dumps(model_to_dict(model), indent=1, allow_nan=False) + "\n")
+
 # %% ../nbs/02b_model_file.ipynb #a9a5ef57
-def _require(doc, key, kind, where):
-    "doc[key] if present with the right type, else a ValueError naming the path."
-    if not isinstance(doc, dict) or key not in doc:
-        raise ValueError(f"model file: missing {where}.{key}")
-    value = doc[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ValueError(
-            f"model file: {where}.{key} must be {getattr(kind, '__name__', kind)}, got {type(value).__name__}"
-        )
-    return value
+MODEL_SCHEMA = (
+    Path(__file__).parent / "schemas" / "model.json"
+    if "__file__" in globals()
+    else Path("../irt_nb/schemas/model.json")
+)
 
 
-def model_from_dict(doc: dict) -> CalibratedModel:
-    "Rebuild a `CalibratedModel` from `model_to_dict` output, checking every field prediction needs."
-    if _require(doc, "format", str, "$") != MODEL_FORMAT:
-        raise ValueError(f"model file: $.format is {doc['format']!r}, expected {MODEL_FORMAT!r}")
-    kind = _require(doc, "model", str, "$")
-    if kind not in MODELS:
-        raise ValueError(f"model file: $.model must be one of {MODELS}, got {kind!r}")
-    items = _require(doc, "items", list, "$")
-    if not items:
-        raise ValueError("model file: $.items is empty")
-    values = {f: [] for f in ITEM_FIELDS}
-    for j, item in enumerate(items):
-        for f in ITEM_FIELDS:
-            v = _require(item, f, (int, float), f"$.items[{j}]")
-            if not np.isfinite(v):
-                raise ValueError(f"model file: $.items[{j}].{f} is not finite")
-            values[f].append(float(v))
-        _require(item, "id", str, f"$.items[{j}]")
-    if any(a == 0 for a in values["discrimination"]):
-        raise ValueError("model file: a discrimination of 0 leaves the difficulty undefined")
-    fit, conv = _require(doc, "fit", dict, "$"), _require(doc, "convergence", dict, "$")
-    n_points = _require(_require(doc, "quadrature", dict, "$"), "n_points", int, "$.quadrature")
-    return CalibratedModel(
-        model=kind,
-        item_ids=[i["id"] for i in items],
-        **{f: np.array(v) for f, v in values.items()},
-        fixed=np.array([bool(i.get("fixed", False)) for i in items]),
-        n_quadrature=n_points,
-        n_persons=_require(fit, "n_persons", int, "$.fit"),
-        n_responses=_require(fit, "n_responses", int, "$.fit"),
-        loglik=float(_require(fit, "loglik", (int, float), "$.fit")),
-        n_parameters=_require(fit, "n_parameters", int, "$.fit"),
-        converged=_require(conv, "converged", bool, "$.convergence"),
-        n_iterations=_require(conv, "n_iterations", int, "$.convergence"),
-        history=[IterationRecord(**r) for r in conv.get("history", [])],
-        max_abs_gradient=float(conv.get("max_abs_gradient", 0.0)),
-        data_fingerprint=_require(doc, "data_fingerprint", str, "$"),
-        guessing_prior=tuple(doc.get("guessing_prior") or (5.0, 17.0)),
-        warnings=list(doc.get("warnings", [])),
-        abilities=_abilities(doc.get("abilities")),
+@functools.cache
+def _model_validators():
+    "The model file's JSON Schema compiled (fast check) and as a full validator (every problem)."
+    import fastjsonschema
+    import jsonschema
+
+    schema = json.loads(MODEL_SCHEMA.read_text(encoding="utf-8"))
+    return fastjsonschema.compile(schema, use_default=False), jsonschema.Draft202012Validator(
+        schema
     )
 
 
-def _abilities(section) -> dict[str, tuple[float, float]] | None:
-    "Person abilities of a model file, checked: `{id: (theta, se)}`."
-    if section is None:
-        return None
-    persons = _require(section, "persons", dict, "$.abilities")
-    out = {}
-    for person, pair in persons.items():
-        if not (
-            isinstance(pair, list)
-            and len(pair) == 2
-            and all(isinstance(v, int | float) and np.isfinite(v) for v in pair)
-        ):
-            raise ValueError(
-                f"model file: $.abilities.persons[{person!r}] must be [theta, se] with finite numbers"
+def _json_path(parts) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _schema_problems(doc) -> list[str]:
+    "One line per place where `doc` breaks the model file schema."
+    import fastjsonschema
+
+    fast, full = _model_validators()
+    try:
+        fast(doc)
+        return []
+    except fastjsonschema.JsonSchemaValueException:
+        errors = sorted(full.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+        return [f"{_json_path(e.absolute_path)}: {_schema_message(e)}" for e in errors[:50]]
+
+
+def _schema_message(error) -> str:
+    "jsonschema's message without the (possibly huge) instance it repeats."
+    if error.validator in (
+        "type",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+    ):
+        shown = json.dumps(error.instance)[:40]
+        return (
+            f"{shown} is not allowed ({error.validator} {json.dumps(error.validator_value)[:60]})"
+        )
+    if error.validator == "oneOf":
+        return (
+            f"does not match any allowed form ({error.schema.get('description', 'see the schema')})"
+        )
+    return error.message[:200]
+
+# %% ../nbs/02b_model_file.ipynb #7d1e0c01
+GUESSING_RANGE = tuple(expit([-BOUNDS[2], BOUNDS[2]]))  # the 3PL's c stays inside (0, 1)
+
+
+def _meaning_problems(doc: dict) -> list[str]:
+    "What a schema cannot say: finite numbers, parameters that agree with each other and with the model kind."
+    problems = []
+    kind, items = doc["model"], doc["items"]
+    for j, item in enumerate(items):
+        where = f"$.items[{j}]"
+        bad = [f for f in ITEM_FIELDS if not np.isfinite(item[f])]
+        problems += [f"{where}.{f}: must be a finite number" for f in bad]
+        if bad:
+            continue
+        a, b, d, c = (item[f] for f in ("discrimination", "difficulty", "intercept", "guessing"))
+        if a == 0:
+            problems.append(f"{where}.discrimination: 0 leaves the difficulty undefined")
+        elif abs(b + d / a) > 1e-6 * (1 + abs(b)):
+            problems.append(
+                f"{where}.difficulty: {b!r} disagrees with -intercept/discrimination = {-d / a!r}"
             )
-        out[person] = (float(pair[0]), float(pair[1]))
-    return out
+        if kind != "3pl" and c != 0:
+            problems.append(f"{where}.guessing: must be 0 for a {kind} model, got {c!r}")
+        if kind == "3pl" and not GUESSING_RANGE[0] * (1 - 1e-9) <= c <= GUESSING_RANGE[1]:
+            problems.append(
+                f"{where}.guessing: {c!r} is outside the engine's bounds {GUESSING_RANGE}"
+            )
+    ids = [item["item_id"] for item in items]
+    if len(set(ids)) < len(ids):
+        problems.append(
+            f"$.items: item_id repeated ({sorted({i for i in ids if ids.count(i) > 1})[:5]})"
+        )
+    if kind == "1pl" and len({item["discrimination"] for item in items}) > 1:
+        problems.append("$.items: a 1pl model has one discrimination common to all items")
+    if kind == "3pl" and doc["guessing_prior"] is None:
+        problems.append("$.guessing_prior: a 3pl model needs its Beta prior")
+    numbers = [f for f in ("loglik", "aic", "bic", "max_abs_gradient") if not np.isfinite(doc[f])]
+    problems += [f"$.{f}: must be a finite number" for f in numbers]
+    abilities = doc["abilities"]
+    if abilities is not None:
+        sizes = {len(abilities[f]) for f in ("student_id", "theta", "se")}
+        if len(sizes) > 1:
+            problems.append("$.abilities: student_id, theta and se must have the same length")
+        elif not (np.isfinite(abilities["theta"]).all() and np.isfinite(abilities["se"]).all()):
+            problems.append("$.abilities: theta and se must be finite numbers")
+        if len(set(abilities["student_id"])) < len(abilities["student_id"]):
+            problems.append("$.abilities.student_id: a student id is repeated")
+    return problems
+
+# %% ../nbs/02b_model_file.ipynb #7d1e0c02
+def _upgrade_v1(doc: dict) -> dict:
+    "A model file of format `irt_nb.model/1` (irt_nb 0.1) rewritten as `irt_nb.model/2`."
+    doc = dict(doc)
+    doc["format"] = MODEL_FORMAT
+    doc["items"] = [
+        {("item_id" if k == "id" else k): v for k, v in item.items()}
+        if isinstance(item, dict)
+        else item
+        for item in doc.get("items", [])
+    ]
+    for section in ("convergence", "fit"):
+        if isinstance(doc.get(section), dict):
+            doc.update(doc.pop(section))
+    if isinstance(doc.get("quadrature"), dict):
+        doc["quadrature"] = {
+            k: doc["quadrature"][k] for k in ("rule", "n_points") if k in doc["quadrature"]
+        }
+    persons = (
+        (doc.get("abilities") or {}).get("persons")
+        if isinstance(doc.get("abilities"), dict)
+        else None
+    )
+    if isinstance(persons, dict):
+        pairs = list(persons.values())
+        doc["abilities"] = {
+            "method": doc["abilities"].get("method", "eap"),
+            "student_id": list(persons),
+            "theta": [p[0] if isinstance(p, list) and p else None for p in pairs],
+            "se": [p[1] if isinstance(p, list) and len(p) > 1 else None for p in pairs],
+        }
+    return doc
+
+
+def model_from_dict(doc: dict, where: str = "model file") -> CalibratedModel:
+    "Rebuild a `CalibratedModel` from a model document; ValueError with one line per problem, by JSON path."
+    if isinstance(doc, dict) and doc.get("format") == "irt_nb.model/1":
+        doc = _upgrade_v1(doc)
+    if isinstance(doc, dict) and doc.get("format") not in (MODEL_FORMAT, None):
+        raise ValueError(
+            f"{where}: $.format is {doc['format']!r}; this irt_nb reads {MODEL_FORMAT!r} (and irt_nb.model/1)"
+        )
+    problems = _schema_problems(doc) or _meaning_problems(doc)
+    if problems:
+        raise ValueError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+    items, abilities = doc["items"], doc["abilities"]
+    return CalibratedModel(
+        model=doc["model"],
+        item_ids=[i["item_id"] for i in items],
+        **{f: np.array([float(i[f]) for i in items]) for f in ITEM_FIELDS},
+        fixed=np.array([i["fixed"] for i in items]),
+        n_quadrature=doc["quadrature"]["n_points"],
+        n_persons=doc["n_persons"],
+        n_responses=doc["n_responses"],
+        loglik=float(doc["loglik"]),
+        n_parameters=doc["n_parameters"],
+        converged=doc["converged"],
+        n_iterations=doc["n_iterations"],
+        history=[IterationRecord(**r) for r in doc["history"]],
+        max_abs_gradient=float(doc["max_abs_gradient"]),
+        data_fingerprint=doc["data_fingerprint"],
+        guessing_prior=tuple(doc["guessing_prior"] or (5.0, 17.0)),
+        warnings=list(doc["warnings"]),
+        abilities=None
+        if abilities is None
+        else dict(
+            zip(
+                abilities["student_id"],
+                zip(map(float, abilities["theta"]), map(float, abilities["se"]), strict=True),
+                strict=True,
+            )
+        ),
+    )
 
 
 def load_model(path: str | Path) -> CalibratedModel:
-    "Read and check a model file written by `save_model`."
+    "Read a model file and check it against `schemas/model.json` and for meaning (see `model_from_dict`)."
     path = Path(path)
     try:
         doc = json.loads(
@@ -1007,4 +1123,6 @@ def load_model(path: str | Path) -> CalibratedModel:
         )
     except json.JSONDecodeError as e:
         raise ValueError(f"model file {path}: not JSON ({e})") from None
-    return model_from_dict(doc)
+    except ValueError as e:
+        raise ValueError(f"model file {path}: {e}") from None
+    return model_from_dict(doc, where=f"model file {path}")

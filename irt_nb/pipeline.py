@@ -5,14 +5,18 @@
 # %% ../nbs/03_pipeline.ipynb #d683ab18
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from .calculation import CalibratedModel, fit_irt
-from .preparation import ColumnMap, load_responses
+import numpy as np
+import pandas as pd
+
+from .calculation import CalibratedModel, fit_irt, score_persons, write_atomic
+from .preparation import ColumnMap, LoadedResponses, load_responses, load_wide_responses
 from .processing import AttemptPolicy, ResponseMatrix, process_responses
 
 # %% auto #0
-__all__ = ['Calibration', 'calibrate']
+__all__ = ['Calibration', 'read_responses', 'calibrate', 'Scores', 'score_responses', 'write_table']
 
 # %% ../nbs/03_pipeline.ipynb #2e46320e
 @dataclass(frozen=True)
@@ -20,7 +24,27 @@ class Calibration:
     "The processed matrix (with its report) and the model fitted to it."
 
     matrix: ResponseMatrix
-    model: CalibratedModel
+    model: (
+        CalibratedModel  # with the EAP abilities of the matrix's students (unless abilities=False)
+    )
+
+
+def read_responses(
+    source,  # file, URL or database URL (see `load_responses`)
+    wide: bool = False,  # one row per student, one column per item (see `load_wide_responses`)
+    id_column: str | None = None,  # wide files: the column of student ids (default: the first)
+    storage_options: dict | None = None,  # fsspec options (object storage)
+    **long_options,  # long layout: columns, exam, subject, since, until, table (see `load_responses`)
+) -> LoadedResponses:
+    "Load answers in either layout: long records (any source) or a wide file."
+    if not wide:
+        if id_column is not None:
+            raise ValueError("id_column is for wide files (wide=True)")
+        return load_responses(source, storage_options=storage_options, **long_options)
+    given = sorted(k for k, v in long_options.items() if v is not None and k != "table")
+    if given:
+        raise ValueError(f"a wide file takes no {', '.join(given)} (those are for long records)")
+    return load_wide_responses(source, id_column=id_column, storage_options=storage_options)
 
 
 def calibrate(
@@ -37,18 +61,23 @@ def calibrate(
     min_person_responses: int = 1,  # drop persons with fewer answers
     model: str = "2pl",  # "1pl", "2pl" or "3pl"
     sparse: bool = False,  # keep the matrix sparse (very sparse data, e.g. adaptive tests)
-    **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, progress, ...)
+    wide: bool = False,  # `source` is a wide file: one row per student, one column per item
+    id_column: str | None = None,  # wide files: the column of student ids (default: the first)
+    abilities: bool = True,  # save the students' EAP abilities in the model (serving by student_id)
+    **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, max_iter, progress, ...)
 ) -> Calibration:
     "Load, process and fit: the production pipeline from a data source to a calibrated model."
-    loaded = load_responses(
+    loaded = read_responses(
         source,
+        wide,
+        id_column,
+        storage_options,
         columns=columns,
         exam=exam,
         subject=subject,
         since=since,
         until=until,
         table=table,
-        storage_options=storage_options,
     )
     matrix = process_responses(
         loaded,
@@ -58,4 +87,96 @@ def calibrate(
         sparse=sparse,
     )
     fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
+    if abilities:
+        scores = score_persons(fitted, _dense(matrix.codes), "eap")
+        fitted = replace(
+            fitted,
+            abilities=dict(
+                zip(
+                    map(str, matrix.person_ids),
+                    zip(scores.theta.tolist(), scores.se.tolist(), strict=True),
+                    strict=True,
+                )
+            ),
+        )
     return Calibration(matrix, fitted)
+
+
+def _dense(codes) -> np.ndarray:
+    "The int8 matrix (1, 0, -1) of a dense or sparse (2, 1, none) response matrix."
+    return codes.toarray().astype(np.int8) - 1 if hasattr(codes, "tocsr") else codes
+
+# %% ../nbs/03_pipeline.ipynb #7d1e0d02
+@dataclass(frozen=True)
+class Scores:
+    "One row per student: `student_id, theta, se, n_responses` (and `at_bound` for ML/MAP)."
+
+    table: pd.DataFrame
+    skipped_items: list[
+        str
+    ]  # items in the data that the model does not know (unknown_items="skip")
+    matrix: ResponseMatrix  # the processed answers, with the report
+
+
+def score_responses(
+    model: CalibratedModel,  # a calibrated model (`load_model`)
+    source,  # file, URL or database URL, long or wide (see `read_responses`)
+    method: str = "eap",  # "eap", "map" or "ml"
+    unknown_items: str = "error",  # items the model does not know: "error" or "skip"
+    attempt_policy: AttemptPolicy = "first",  # which of repeated attempts counts
+    **read_options,  # wide, id_column, columns, exam, subject, since, until, table, storage_options
+) -> Scores:
+    "Abilities and standard errors of the students in `source` under `model`."
+    if unknown_items not in ("error", "skip"):
+        raise ValueError(f"unknown_items must be 'error' or 'skip', got {unknown_items!r}")
+    matrix = process_responses(
+        read_responses(source, **read_options), attempt_policy=attempt_policy
+    )
+    position = {item: j for j, item in enumerate(model.item_ids)}
+    unknown = [str(i) for i in matrix.item_ids if str(i) not in position]
+    if unknown and unknown_items == "error":
+        raise ValueError(
+            f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}"
+            + (" ..." if len(unknown) > 10 else "")
+            + "; leave them out with unknown_items='skip' (--unknown-items skip)"
+        )
+    codes = _dense(matrix.codes)
+    aligned = np.full((len(matrix.person_ids), len(model.item_ids)), -1, np.int8)
+    known = [j for j, item in enumerate(matrix.item_ids) if str(item) in position]
+    aligned[:, [position[str(matrix.item_ids[j])] for j in known]] = codes[:, known]
+    scores = score_persons(model, aligned, method)
+    table = pd.DataFrame(
+        {
+            "student_id": matrix.person_ids.astype(str),
+            "theta": scores.theta,
+            "se": scores.se,
+            "n_responses": (aligned >= 0).sum(axis=1),
+        }
+    )
+    if method != "eap":
+        table["at_bound"] = scores.at_bound
+    return Scores(table, unknown, matrix)
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    "Write `table` by the file's extension (.csv, .parquet, .jsonl/.ndjson), atomically."
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    if suffix in (".csv", ".csv.gz"):
+        data = table.to_csv(index=False, compression="gzip" if suffix.endswith(".gz") else None)
+        if isinstance(data, str):
+            return write_atomic(path, data)
+    if suffix == ".parquet":
+        import io
+
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False)
+        return write_atomic(path, buffer.getvalue())
+    if suffix in (".jsonl", ".ndjson"):
+        import json
+
+        records = table.to_dict(orient="records")  # Python numbers: written in full precision
+        return write_atomic(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+    raise ValueError(
+        f"{path}: write .csv, .parquet or .jsonl (JSON lines), got {suffix or 'no extension'!r}"
+    )

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # %% auto #0
-__all__ = ['RIGHT', 'WRONG', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'ColumnMap', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'simulate_sample_records', 'create_sample_database']
+__all__ = ['RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'ColumnMap', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
 
 # %% ../nbs/00_preparation.ipynb #868ff4c1
 @dataclass(frozen=True)
@@ -47,20 +47,28 @@ class ColumnMap:
 # %% ../nbs/00_preparation.ipynb #4a6ee32a
 RIGHT = {"1", "1.0", "true", "t", "correct", "right", "yes"}
 WRONG = {"0", "0.0", "false", "f", "incorrect", "wrong", "no"}
+BLANK = {"", "na", "nan", ".", "null"}  # not answered (cells of a wide file)
 
 
-def correctness_codes(values: pa.ChunkedArray | pa.Array, column: str) -> np.ndarray:
+def correctness_codes(
+    values: pa.ChunkedArray | pa.Array,  # a correctness column
+    column: str,  # its name, for the error message
+    missing_ok: bool = False,  # blanks (null, "", NA, .) are -1 instead of an error
+) -> np.ndarray:
     "0/1 int8 per row of a correctness column; ValueError naming the column, values and rows otherwise."
     encoded = pc.dictionary_encode(
         pa.chunked_array([values]) if isinstance(values, pa.Array) else values
     ).combine_chunks()
     words = [None if v is None else str(v).strip().lower() for v in encoded.dictionary.to_pylist()]
+    blank = -1 if missing_ok else -2
     lookup = np.array(
-        [1 if w in RIGHT else 0 if w in WRONG else -1 for w in words] + [-1], dtype=np.int8
+        [1 if w in RIGHT else 0 if w in WRONG else blank if w in BLANK else -2 for w in words]
+        + [blank],
+        dtype=np.int8,
     )
     indices = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
     codes = lookup[indices]
-    bad = np.flatnonzero(codes < 0)
+    bad = np.flatnonzero(codes == -2)
     if bad.size:
         shown = sorted(
             {
@@ -83,33 +91,68 @@ class LoadedResponses:
         pd.DataFrame
     )  # student_id, item_id (categorical), correct (int8 0/1), [answered_at, exam, subject]
     source: str
-    rows_read: int  # records the source returned (after source-side filters)
+    rows_read: (
+        int  # records the source returned (after source-side filters); answered cells if wide
+    )
     filters: dict  # the filters applied at the source
+    layout: str = "long"  # "long" (one row per answer) or "wide" (one row per student)
 
 
-def _needed_fields(columns: ColumnMap, exam, subject, since, until, keep=()) -> list[str]:
-    "Fields to read: the model's three, the time if the source has it, the filtered ones and those asked for."
-    wanted = ["student_id", "item_id", "correct", "answered_at"]
-    wanted += [f for f, v in (("exam", exam), ("subject", subject)) if v is not None or f in keep]
-    for f in wanted:
-        if f in ("exam", "subject") and getattr(columns, f) is None:
+def _needed_fields(columns: ColumnMap, exam, subject, since, until, keep=()) -> tuple[list, list]:
+    "Fields the load needs (the model's three, the filtered and kept ones) and those read if present (the time)."
+    required = ["student_id", "item_id", "correct"]
+    required += [f for f, v in (("exam", exam), ("subject", subject)) if v is not None or f in keep]
+    for f in required[3:]:
+        if getattr(columns, f) is None:
             raise ValueError(
                 f"cannot filter by {f}: the column map says the source has no {f} column"
             )
-    if (since or until) and columns.answered_at is None:
-        raise ValueError(
-            "cannot filter by date: the column map says the source has no answered_at column"
-        )
-    return wanted
+    if since or until:
+        if columns.answered_at is None:
+            raise ValueError(
+                "cannot filter by date: the column map says the source has no answered_at column"
+            )
+        if since and until and pd.Timestamp(since) >= pd.Timestamp(until):
+            raise ValueError(f"since {since!r} is not before until {until!r}: no answer can match")
+        return required + ["answered_at"], []
+    return required, ["answered_at"] if columns.answered_at is not None else []
 
 
-def _check_columns(present: list[str], names: dict[str, str], source: str) -> None:
-    "ValueError naming every required source column that is missing."
-    missing = [f"{src!r} (for {field})" for field, src in names.items() if src not in present]
+def _check_columns(present: list[str], names: dict[str, str], source: str, optional=()) -> dict:
+    "`names` without the optional fields the source lacks; ValueError naming every missing required column."
+    missing = [
+        f"{src!r} (for {field})"
+        for field, src in names.items()
+        if src not in present and field not in optional
+    ]
     if missing:
         raise ValueError(
             f"{source}: missing column(s) {', '.join(missing)}; columns present: {present}"
         )
+    return {field: src for field, src in names.items() if src in present}
+
+
+def _no_answers(source: str, filters: dict, total: int, values) -> ValueError:
+    "The error for a load that found nothing: an empty source, or which filter matched no row."
+    if total == 0:
+        return ValueError(f"no answers in {source}: it has no rows")
+    reasons = []
+    for field in ("exam", "subject"):
+        if field in filters:
+            present = values(field)
+            if str(filters[field]) not in present:
+                shown = ", ".join(map(repr, present[:10])) + (", ..." if len(present) > 10 else "")
+                reasons.append(
+                    f"{field} {filters[field]!r} matches no row ({field}s present: {shown})"
+                )
+    if "since" in filters or "until" in filters:
+        first, last = values("answered_at")
+        reasons.append(
+            f"the answers run from {first} to {last} (filter since={filters.get('since')}, until={filters.get('until')})"
+        )
+    return ValueError(
+        f"no answers in {source} match the filters {filters}: " + ("; ".join(reasons) or "together")
+    )
 
 # %% ../nbs/00_preparation.ipynb #6333a5ae
 def _ids(values: pa.ChunkedArray, column: str) -> pd.Categorical:
@@ -182,32 +225,62 @@ def _arrow_filter(table: pa.Table, names: dict[str, str], exam, subject, since, 
     return table if mask is None else table.filter(mask)
 
 
-def _read_file(
-    source: str, names: dict[str, str], exam, subject, since, until, storage_options
-) -> pa.Table:
-    "Needed columns of a CSV or Parquet file (local or fsspec URL), filtered."
+def _arrow_values(table: pa.Table, names: dict[str, str]):
+    "What a field holds in `table`: its distinct values, or the first and last time (for `_no_answers`)."
+
+    def values(field):
+        column = table[names[field]]
+        if field == "answered_at":
+            times = _times(column, names[field])
+            return times.min(), times.max()
+        return sorted(map(str, pc.unique(column.drop_null()).to_pylist()))
+
+    return values
+
+
+def _file_system(source: str, storage_options):
+    "The fsspec file system and path of `source`; FileNotFoundError when there is no such file."
     import fsspec
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
     fs, path = fsspec.core.url_to_fs(source, **(storage_options or {}))
     if not fs.exists(path):
         raise FileNotFoundError(f"{source}: no such file")
-    wanted = list(dict.fromkeys(names.values()))
-    if ".parquet" in path or path.endswith(".pq"):
+    return fs, path
+
+
+def _is_parquet(path: str) -> bool:
+    return ".parquet" in path or path.endswith(".pq")
+
+
+def _csv_header(fs, path: str, source: str) -> list[str]:
+    "Column names of a CSV file; 'no answers' when the file is empty."
+    with fs.open(path, "rb", compression="infer") as f:
+        header = f.readline().decode("utf-8-sig").strip()
+    if not header:
+        raise ValueError(f"no answers in {source}: the file is empty")
+    return [c.strip().strip('"') for c in header.split(",")]
+
+
+def _read_file(
+    source: str, names: dict[str, str], exam, subject, since, until, storage_options
+) -> tuple[pa.Table, dict[str, str]]:
+    "Needed columns of a CSV or Parquet file (local or fsspec URL), filtered, and the columns found."
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fs, path = _file_system(source, storage_options)
+    if _is_parquet(path):
         present = pq.read_schema(path, filesystem=fs).names
-        _check_columns(present, names, source)
+        names = _check_columns(present, names, source, optional=("answered_at",))
         table = pq.read_table(
             path,
             filesystem=fs,
-            columns=wanted,
+            columns=list(dict.fromkeys(names.values())),
             read_dictionary=[names["student_id"], names["item_id"]],
         )
     else:
-        with fs.open(path, "rb", compression="infer") as f:
-            header = f.readline().decode("utf-8-sig").strip()
-        present = [c.strip().strip('"') for c in header.split(",")]
-        _check_columns(present, names, source)
+        present = _csv_header(fs, path, source)
+        names = _check_columns(present, names, source, optional=("answered_at",))
         types = {
             names["student_id"]: pa.dictionary(pa.int32(), pa.string()),
             names["item_id"]: pa.dictionary(pa.int32(), pa.string()),
@@ -217,50 +290,89 @@ def _read_file(
             table = pacsv.read_csv(
                 f,
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=wanted, column_types=types, strings_can_be_null=True
+                    include_columns=list(dict.fromkeys(names.values())),
+                    column_types=types,
+                    strings_can_be_null=True,
                 ),
             )
-    return _arrow_filter(table, names, exam, subject, since, until)
+    filtered = _arrow_filter(table, names, exam, subject, since, until)
+    if filtered.num_rows == 0:
+        filters = {
+            k: v
+            for k, v in dict(exam=exam, subject=subject, since=since, until=until).items()
+            if v is not None
+        }
+        raise _no_answers(source, filters, table.num_rows, _arrow_values(table, names))
+    return filtered, names
 
 # %% ../nbs/00_preparation.ipynb #0cf48b96
-def _read_sql(
-    url, names: dict[str, str], table: str, exam, subject, since, until, chunk_rows: int
-) -> pa.Table:
-    "One SELECT of the needed columns with bound filter parameters, read in chunks."
+def _sql_engine(url):
+    "A SQLAlchemy engine for `url`; FileNotFoundError for a SQLite file that does not exist (instead of creating it)."
     import sqlalchemy as sa
 
-    engine = url if isinstance(url, sa.engine.Engine) else sa.create_engine(url)
+    if isinstance(url, sa.engine.Engine):
+        return url
+    parsed = sa.engine.make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
+        if not database.startswith("file:") and not Path(database).is_file():
+            raise FileNotFoundError(f"{url}: no such database file {database!r}")
+    return sa.create_engine(url)
+
+
+def _read_sql(
+    url, names: dict[str, str], table: str, exam, subject, since, until, chunk_rows: int
+) -> tuple[pa.Table, dict[str, str]]:
+    "One SELECT of the needed columns with bound filter parameters, read in chunks, and the columns found."
+    import sqlalchemy as sa
+
+    engine = _sql_engine(url)
     try:
         with engine.connect() as conn:
+            shown = engine.url.render_as_string(hide_password=True)
             if not sa.inspect(conn).has_table(table):
-                raise ValueError(
-                    f"{engine.url.render_as_string(hide_password=True)}: no table {table!r}"
-                )
+                raise ValueError(f"{shown}: no table {table!r}")
             present = [c["name"] for c in sa.inspect(conn).get_columns(table)]
-            _check_columns(present, names, f"table {table!r}")
+            names = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
             source = sa.table(table, *[sa.column(c) for c in dict.fromkeys(names.values())])
             query = sa.select(*[source.c[c] for c in dict.fromkeys(names.values())])
+            filters = {}
             for field, value in (("exam", exam), ("subject", subject)):
                 if value is not None:
                     query = query.where(source.c[names[field]] == sa.bindparam(field, value))
-            if since is not None:
-                query = query.where(
-                    source.c[names["answered_at"]] >= sa.bindparam("since", _sql_time(since, conn))
-                )
-            if until is not None:
-                query = query.where(
-                    source.c[names["answered_at"]] < sa.bindparam("until", _sql_time(until, conn))
-                )
+                    filters[field] = value
+            for name, value, op in (("since", since, "__ge__"), ("until", until, "__lt__")):
+                if value is not None:
+                    bound = sa.bindparam(name, _sql_time(value, conn))
+                    query = query.where(getattr(source.c[names["answered_at"]], op)(bound))
+                    filters[name] = value
             chunks = [
                 pa.Table.from_pandas(chunk, preserve_index=False)
                 for chunk in pd.read_sql(query, conn, chunksize=chunk_rows, dtype_backend="pyarrow")
             ]
+            if not chunks or not sum(c.num_rows for c in chunks):
+                total = conn.execute(sa.select(sa.func.count()).select_from(source)).scalar()
+                raise _no_answers(
+                    f"{shown} table {table!r}", filters, total, _sql_values(conn, source, names)
+                )
     finally:
-        if not isinstance(url, sa.engine.Engine):
+        if engine is not url:
             engine.dispose()
-    if not chunks:
-        return pa.table({c: pa.array([], pa.string()) for c in dict.fromkeys(names.values())})
-    return pa.concat_tables(chunks, promote_options="permissive")
+    return pa.concat_tables(chunks, promote_options="permissive"), names
+
+
+def _sql_values(conn, source, names: dict[str, str]):
+    "What a field holds in the table: up to 50 distinct values, or the first and last time."
+    import sqlalchemy as sa
+
+    def values(field):
+        column = source.c[names[field]]
+        if field == "answered_at":
+            return tuple(conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one())
+        query = sa.select(column).distinct().where(column.is_not(None)).limit(50)
+        return sorted(str(v) for (v,) in conn.execute(query))
+
+    return values
 
 
 def _sql_time(value, conn):
@@ -288,7 +400,8 @@ def load_responses(
     unknown = sorted(set(keep) - {"exam", "subject"})
     if unknown:
         raise ValueError(f"keep may name 'exam' and 'subject', got {unknown}")
-    names = columns.source_names(_needed_fields(columns, exam, subject, since, until, keep))
+    required, optional = _needed_fields(columns, exam, subject, since, until, keep)
+    names = columns.source_names(required + optional)
     filters = {
         k: v
         for k, v in dict(exam=exam, subject=subject, since=since, until=until).items()
@@ -304,13 +417,77 @@ def load_responses(
         or "://" in text
         and text.split("://")[0].split("+")[0] in _SQL_SCHEMES
     ):
-        arrow = _read_sql(source, names, table, exam, subject, since, until, chunk_rows)
+        arrow, names = _read_sql(source, names, table, exam, subject, since, until, chunk_rows)
     else:
-        arrow = _read_file(text, names, exam, subject, since, until, storage_options)
+        arrow, names = _read_file(text, names, exam, subject, since, until, storage_options)
     return LoadedResponses(to_canonical(arrow, names, text), text, arrow.num_rows, filters)
 
 
 _SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
+
+# %% ../nbs/00_preparation.ipynb #7d1e0a02
+def _read_wide_table(source: str, storage_options) -> pa.Table:
+    "Every column of a wide CSV (as text; blank, NA and . are null) or Parquet file."
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fs, path = _file_system(source, storage_options)
+    if _is_parquet(path):
+        table = pq.read_table(path, filesystem=fs)
+    else:
+        header = _csv_header(fs, path, source)
+        with fs.open(path, "rb", compression="infer") as f:
+            table = pacsv.read_csv(
+                f,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    null_values=["", "NA", "."],
+                    strings_can_be_null=True,
+                ),
+            )
+    if table.num_rows == 0:
+        raise ValueError(f"no answers in {source}: the file has a header but no rows")
+    return table
+
+
+def load_wide_responses(
+    source,  # CSV (.csv, .csv.gz) or Parquet file, local or fsspec URL: one row per student
+    id_column: str | None = None,  # the column of student ids (default: the first column)
+    storage_options: dict | None = None,  # fsspec options, e.g. S3 key, secret, endpoint_url
+) -> LoadedResponses:
+    "Read a students × items file as response records: one per answered cell, blank cells are not answers."
+    source = str(source)
+    table = _read_wide_table(source, storage_options)
+    id_column = id_column or table.column_names[0]
+    if id_column not in table.column_names:
+        raise ValueError(
+            f"{source}: no column {id_column!r} for the student ids; columns present: {table.column_names}"
+        )
+    items = [name for name in table.column_names if name != id_column]
+    if not items:
+        raise ValueError(f"{source}: no item columns besides the id column {id_column!r}")
+    students = _ids(table[id_column], id_column)
+    repeated = pd.Series(students).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        rows = np.flatnonzero(repeated)
+        raise ValueError(
+            f"column {id_column!r}: {rows.size} rows repeat a student id, e.g. {students[rows[0]]!r} "
+            f"(rows {rows[:5].tolist()}, counted from 0); a wide file has one row per student"
+        )
+    codes = np.column_stack([correctness_codes(table[c], c, missing_ok=True) for c in items])
+    person, item = np.nonzero(codes >= 0)  # row-major: each student's answers in column order
+    if person.size == 0:
+        raise ValueError(f"no answers in {source}: every item cell is blank")
+    frame = pd.DataFrame(
+        {
+            "student_id": pd.Categorical.from_codes(
+                students.codes[person], categories=students.categories
+            ),
+            "item_id": pd.Categorical.from_codes(item, categories=pd.Index(items, dtype=str)),
+            "correct": codes[person, item],
+        }
+    )
+    return LoadedResponses(frame, source, len(frame), {}, layout="wide")
 
 # %% ../nbs/00_preparation.ipynb #74b338dd
 SAMPLE_EXAMS = {"2026-spring": "2026-03-16", "2026-autumn": "2026-10-12"}

@@ -48,16 +48,8 @@ class ResponseMatrix:
 class _Report:
     "Accumulates report lines while the steps run."
 
-    def __init__(self, rows: int, source: str):
-        self.lines = [
-            dict(
-                step="loaded",
-                rows_in=rows,
-                dropped=0,
-                rows_out=rows,
-                reason=f"records read from {source}",
-            )
-        ]
+    def __init__(self, rows: int, reason: str):
+        self.lines = [dict(step="loaded", rows_in=rows, dropped=0, rows_out=rows, reason=reason)]
 
     def add(self, step: str, before: int, after: int, reason: str) -> None:
         self.lines.append(
@@ -170,6 +162,18 @@ def _apply_minimums(student, item, n_students, n_items, min_item, min_person, re
     return keep
 
 
+def _source_reason(loaded) -> str:
+    "The first line of the report: what was read, from where."
+    if not isinstance(loaded, LoadedResponses):
+        return "records read from a DataFrame"
+    if loaded.layout == "wide":
+        return f"answers (non-blank cells) read from the wide file {loaded.source}"
+    return f"records read from {loaded.source}"
+
+
+_NO_TIME = "; no time column, so the order of the rows in the source decides"
+
+
 def process_responses(
     loaded: LoadedResponses | pd.DataFrame,  # from `load_responses` (or its `.table`)
     exam: str | None = None,  # keep only this exam (if not filtered at the source)
@@ -181,9 +185,7 @@ def process_responses(
 ) -> ResponseMatrix:
     "Filter, resolve repeated attempts, apply minimums and pivot to a persons × items matrix with a report."
     table = loaded.table if isinstance(loaded, LoadedResponses) else loaded
-    report = _Report(
-        len(table), loaded.source if isinstance(loaded, LoadedResponses) else "a DataFrame"
-    )
+    report = _Report(len(table), _source_reason(loaded))
     keep = np.ones(len(table), bool)
     for field, value in (("exam", exam), ("subject", subject)):
         if value is not None:
@@ -207,7 +209,8 @@ def process_responses(
         "repeated attempts",
         len(student),
         len(rows),
-        f"later attempts at the same item (policy {attempt_policy!r})",
+        f"later attempts at the same item (policy {attempt_policy!r})"
+        + (_NO_TIME if times is None and attempt_policy != "any" else ""),
     )
     student, item = student[rows], item[rows]
     kept = _apply_minimums(

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from .calculation import MODELS
 from irt_nb.workbench import (
     configured_stages,
     read_notebook,
@@ -19,7 +20,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'report_command', 'serve_command', 'build_parser', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -68,6 +69,13 @@ def clean_nb_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebooks(path: Path) -> list[Path]:
+    "`path` itself if it is a file, else the notebooks under it (checkpoints skipped)."
+    if path.is_file() or not path.exists():
+        return [path]
+    return [p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
+
+# %% ../nbs/99_cli.ipynb #7d1e0e01
 def sample_command(args: argparse.Namespace) -> int:
     "Write the sample SQLite database."
     from irt_nb.preparation import create_sample_database
@@ -77,54 +85,56 @@ def sample_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def fit_command(args: argparse.Namespace) -> int:
-    "Load, process and fit; write the model JSON and the processing report."
-    from dataclasses import replace
+def _read_options(args: argparse.Namespace) -> dict:
+    "The data options of `fit` and `score`, as `read_responses` takes them."
+    columns = dict(pair.split("=", 1) for pair in args.columns.split(",")) if args.columns else None
+    given = dict(
+        columns=columns, exam=args.exam, subject=args.subject, since=args.since, until=args.until
+    )
+    return dict(wide=args.wide, id_column=args.id_column, table=args.table) | {
+        k: v
+        for k, v in given.items()
+        if v is not None  # a wide file refuses these by name
+    }
 
-    from irt_nb.calculation import save_model, score_persons
+
+def fit_command(args: argparse.Namespace) -> int:
+    "Load, process and fit; write the model file (with the students' abilities) and the processing report."
+    from irt_nb.calculation import save_model, write_atomic
     from irt_nb.pipeline import calibrate
 
     if args.scheduler:
         return _fit_distributed(args)
-    columns = dict(pair.split("=", 1) for pair in args.columns.split(",")) if args.columns else None
     run = calibrate(
         args.source,
-        columns=columns,
-        exam=args.exam,
-        subject=args.subject,
-        since=args.since,
-        until=args.until,
-        table=args.table,
+        **_read_options(args),
         attempt_policy=args.attempt_policy,
         min_item_responses=args.min_item_responses,
         min_person_responses=args.min_person_responses,
         model=args.model,
         n_quadrature=args.quadrature,
+        tol_param=args.tol,
+        max_iter=args.max_iter,
         progress=not args.quiet,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scores = score_persons(run.model, run.matrix.codes, "eap")
-    abilities = dict(
-        zip(
-            map(str, run.matrix.person_ids),
-            zip(scores.theta.tolist(), scores.se.tolist(), strict=True),
-            strict=True,
-        )
+    out = save_model(run.model, args.out)
+    report = write_atomic(
+        out.with_name(out.stem + "_processing_report.csv"), run.matrix.report.to_csv(index=False)
     )
-    save_model(replace(run.model, abilities=abilities), out)
-    report = out.with_name(out.stem + "_processing_report.csv")
-    run.matrix.report.to_csv(report, index=False)
-    m = run.model
     print(run.matrix.report.to_string(index=False))
+    _print_fit(run.model, "")
+    print(f"model: {out}\nprocessing report: {report}")
+    return 0
+
+
+def _print_fit(m, where: str) -> None:
+    "One line on how the fit went, and its warnings."
     print(
-        f"{m.model}: {m.n_persons} persons x {len(m.item_ids)} items, converged={m.converged} after {m.n_iterations} "
-        f"iterations, loglik {m.loglik:.3f}, AIC {m.aic:.1f}, BIC {m.bic:.1f}"
+        f"{m.model}: {m.n_persons} persons x {len(m.item_ids)} items{where}, converged={m.converged} after "
+        f"{m.n_iterations} iterations, loglik {m.loglik:.3f}, AIC {m.aic:.1f}, BIC {m.bic:.1f}"
     )
     for note in m.warnings:
         print(f"warning: {note}")
-    print(f"model: {out}\nprocessing report: {report}")
-    return 0
 
 
 def _fit_distributed(args: argparse.Namespace) -> int:
@@ -137,19 +147,47 @@ def _fit_distributed(args: argparse.Namespace) -> int:
     with Client(args.scheduler) as client:
         store = DaskResponses(args.source, client)
         model = fit_irt(
-            store, model=args.model, n_quadrature=args.quadrature, progress=not args.quiet
+            store,
+            model=args.model,
+            n_quadrature=args.quadrature,
+            tol_param=args.tol,
+            max_iter=args.max_iter,
+            progress=not args.quiet,
         )
         store.close()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, out)
-    print(
-        f"{model.model}: {model.n_persons} persons x {len(model.item_ids)} items on {args.scheduler}, converged={model.converged} "
-        f"after {model.n_iterations} iterations, loglik {model.loglik:.3f}\nmodel: {out}"
-    )
+    out = save_model(model, args.out)
+    _print_fit(model, f" on {args.scheduler}")
+    print(f"model: {out}")
     return 0
 
 
+def score_command(args: argparse.Namespace) -> int:
+    "Abilities of the students in a file or table under a model file; one row per student."
+    from irt_nb.calculation import load_model
+    from irt_nb.pipeline import score_responses, write_table
+
+    scores = score_responses(
+        load_model(args.model),
+        args.source,
+        method=args.method,
+        unknown_items=args.unknown_items,
+        attempt_policy=args.attempt_policy,
+        **_read_options(args),
+    )
+    if scores.skipped_items:
+        shown = scores.skipped_items[:10] + (["..."] if len(scores.skipped_items) > 10 else [])
+        print(
+            f"warning: {len(scores.skipped_items)} item(s) not in the model were left out: {shown}"
+        )
+    out = write_table(scores.table, args.out)
+    table = scores.table
+    print(
+        f"{len(table)} students scored ({args.method}) from {int(table.n_responses.sum())} answers; "
+        f"{int((table.n_responses == 0).sum())} had no answer to a model item\nscores: {out}"
+    )
+    return 0
+
+# %% ../nbs/99_cli.ipynb #7d1e0e02
 def report_command(args: argparse.Namespace) -> int:
     "Run the calibration report; parameters from a YAML file and -p NAME VALUE options (options win)."
     from irt_nb.report import report_parameters, run_report
@@ -181,13 +219,14 @@ def report_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     "Start the web API (uvicorn workers) on the model file."
+    import importlib.util
+
     import uvicorn
 
+    from irt_nb.api import create_app  # noqa: F401 (a missing [api] extra stops here, in one line)
     from irt_nb.calculation import load_model
 
-    model = load_model(
-        args.model
-    )  # a bad model file stops here, with what is wrong, before any worker starts
+    model = load_model(args.model)  # a bad model file stops here, before any worker starts
     os.environ["IRT_NB_MODEL"] = str(Path(args.model).resolve())
     os.environ["IRT_NB_LOG_LEVEL"] = args.log_level
     print(
@@ -199,28 +238,115 @@ def serve_command(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        loop="uvloop",
-        http="httptools",
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
+        http="httptools" if importlib.util.find_spec("httptools") else "auto",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
     return 0
 
-
-def _notebooks(path: Path) -> list[Path]:
-    "`path` itself if it is a file, else the notebooks under it (checkpoints skipped)."
-    if path.is_file() or not path.exists():
-        return [path]
-    return [p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
-
 # %% ../nbs/99_cli.ipynb #8adf941e
-def build_parser() -> argparse.ArgumentParser:
-    "The `irt-nb` argument parser, one subcommand per workbench task."
-    parser = argparse.ArgumentParser(
-        prog="irt-nb", description="irt_nb workbench: 2PL item response theory from notebooks."
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    "Where the answers are and how to read them (`fit` and `score`)."
+    p.add_argument(
+        "source",
+        help="CSV/Parquet path or URL (s3://...), or database URL (sqlite:///..., postgresql+psycopg://...)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="one row per student, one column per item (blank, NA and . are not answered)",
+    )
+    p.add_argument("--id-column", help="wide files: the column of student ids (default: the first)")
+    p.add_argument("--exam")
+    p.add_argument("--subject")
+    p.add_argument("--since", help="answers at or after this ISO time")
+    p.add_argument("--until", help="answers before this ISO time")
+    p.add_argument("--table", default="responses")
+    p.add_argument(
+        "--columns",
+        help="source column names, e.g. student_id=user_id,item_id=question_id,correct=is_correct",
+    )
+    p.add_argument("--attempt-policy", choices=["first", "last", "any"], default="first")
+
+
+def _add_fit_parser(sub) -> None:
+    p = sub.add_parser(
+        "fit", help="calibrate items from a file, URL or database; write a model JSON"
+    )
+    _add_data_options(p)
+    p.add_argument("--model", choices=MODELS, default="2pl")
+    p.add_argument("--quadrature", type=int, default=61, help="Gauss-Hermite points")
+    p.add_argument(
+        "--tol", type=float, default=1e-6, help="largest parameter change at convergence"
+    )
+    p.add_argument("--max-iter", type=int, default=1000, help="cap on EM iterations")
+    p.add_argument("--min-item-responses", type=int, default=1)
+    p.add_argument("--min-person-responses", type=int, default=1)
+    p.add_argument("--out", default="outputs/model.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--scheduler",
+        help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset",
+    )
+    p.set_defaults(run=fit_command)
+
+
+def _add_score_parser(sub) -> None:
+    p = sub.add_parser("score", help="abilities of the students in a file or table under a model")
+    p.add_argument("model", type=Path, help="model file written by `irt-nb fit` or `irt-nb report`")
+    _add_data_options(p)
+    p.add_argument("--method", choices=["eap", "map", "ml"], default="eap")
+    p.add_argument(
+        "--unknown-items",
+        choices=["error", "skip"],
+        default="error",
+        help="items the model does not know: stop, naming them, or leave them out",
+    )
+    p.add_argument(
+        "--out", default="outputs/scores.csv", help="scores file: .csv, .parquet or .jsonl"
+    )
+    p.set_defaults(run=score_command)
+
+
+def _add_report_parser(sub) -> None:
+    p = sub.add_parser(
+        "report", help="run the calibration report (papermill) and render it to HTML"
+    )
+    p.add_argument("--config", type=Path, help="YAML file of report parameters")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a report parameter",
+    )
+    p.add_argument("--output-dir", default="outputs/report")
+    p.add_argument(
+        "--help-parameters", action="store_true", help="list the report's parameters and exit"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=report_command)
+
+
+def _add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="serve probabilities from a model file over HTTP")
+    p.add_argument("--model", required=True, type=Path, help="model JSON written by `irt-nb fit`")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="info writes one JSON line per request",
+    )
+    p.set_defaults(run=serve_command)
+
+
+def _add_notebook_parsers(sub) -> None:
     p = sub.add_parser(
         "stages", help="cells per stage and stage hand-offs of a stage-tagged notebook"
     )
@@ -250,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="read one notebook on stdin, write it cleaned to stdout",
     )
     p.set_defaults(run=clean_nb_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `irt-nb` argument parser, one subcommand per task."
+    parser = argparse.ArgumentParser(
+        prog="irt-nb", description="irt_nb: item response theory from notebooks to production."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "sample", help="write the sample SQLite database (the embedded default data)"
     )
@@ -257,65 +391,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", type=int, default=3000)
     p.set_defaults(run=sample_command)
-    p = sub.add_parser(
-        "fit", help="calibrate items from a file, URL or database; write a model JSON"
-    )
-    p.add_argument(
-        "source",
-        help="CSV/Parquet path or URL (s3://...), or database URL (sqlite:///..., postgresql+psycopg://...)",
-    )
-    p.add_argument("--exam")
-    p.add_argument("--subject")
-    p.add_argument("--since", help="answers at or after this ISO time")
-    p.add_argument("--until", help="answers before this ISO time")
-    p.add_argument("--table", default="responses")
-    p.add_argument(
-        "--columns",
-        help="source column names, e.g. student_id=user_id,item_id=question_id,correct=is_correct",
-    )
-    p.add_argument("--model", choices=["1pl", "2pl", "3pl"], default="2pl")
-    p.add_argument("--quadrature", type=int, default=61)
-    p.add_argument("--attempt-policy", choices=["first", "last", "any"], default="first")
-    p.add_argument("--min-item-responses", type=int, default=1)
-    p.add_argument("--min-person-responses", type=int, default=1)
-    p.add_argument("--out", default="outputs/model.json")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--scheduler",
-        help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset",
-    )
-    p.set_defaults(run=fit_command)
-    p = sub.add_parser(
-        "report", help="run the calibration report (papermill) and render it to HTML"
-    )
-    p.add_argument("--config", type=Path, help="YAML file of report parameters")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a report parameter",
-    )
-    p.add_argument("--output-dir", default="outputs/report")
-    p.add_argument(
-        "--help-parameters", action="store_true", help="list the report's parameters and exit"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=report_command)
-    p = sub.add_parser("serve", help="serve probabilities from a model file over HTTP")
-    p.add_argument("--model", required=True, type=Path, help="model JSON written by `irt-nb fit`")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="info writes one JSON line per request",
-    )
-    p.set_defaults(run=serve_command)
+    for add in (_add_fit_parser, _add_score_parser, _add_report_parser, _add_serve_parser):
+        add(sub)
+    _add_notebook_parsers(sub)
     return parser
+
+# %% ../nbs/99_cli.ipynb #7d1e0e04
+EXTRAS = {  # module that may be missing -> the extra that installs it (pyproject.toml)
+    "sqlalchemy": "sql",
+    "psycopg": "sql",
+    "s3fs": "s3",
+    "papermill": "report",
+    "nbclient": "report",
+    "nbconvert": "report",
+    "nbformat": "report",
+    "matplotlib": "report",
+    "ipykernel": "report",
+    "jupyter_client": "report",
+    "yaml": "report",
+    "starlette": "api",
+    "uvicorn": "api",
+    "orjson": "api",
+    "httpx": "api",
+    "dask": "dask",
+    "distributed": "dask",
+    "nbdev": "dev",
+    "fastcore": "dev",
+}
+
+
+def missing_extra(error: ImportError) -> str | None:
+    "The extra that provides the module an ImportError is about, if it is one of ours."
+    name = (error.name or "").split(".")[0]
+    if name in EXTRAS:
+        return EXTRAS[name]
+    return next((extra for module, extra in EXTRAS.items() if module in str(error)), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,6 +433,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         print(f"irt-nb {args.command}: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        extra = missing_extra(e)
+        if extra is None:
+            raise
+        print(
+            f"irt-nb {args.command}: this needs the optional part [{extra}], which is not installed "
+            f"(no module {e.name or str(e)!r}): pip install 'irt_nb[{extra}]'",
+            file=sys.stderr,
+        )
         return 2

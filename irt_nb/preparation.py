@@ -255,7 +255,15 @@ def _is_parquet(path: str) -> bool:
 def _csv_header(fs, path: str, source: str) -> list[str]:
     "Column names of a CSV file; 'no answers' when the file is empty."
     with fs.open(path, "rb", compression="infer") as f:
-        header = f.readline().decode("utf-8-sig").strip()
+        first = f.readline()
+    if first.startswith(b"SQLite format 3"):
+        raise ValueError(f"{source} is a SQLite database: give it as sqlite:///{source}")
+    try:
+        header = first.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{source}: not a CSV text file (UTF-8); Parquet files need the .parquet extension"
+        ) from None
     if not header:
         raise ValueError(f"no answers in {source}: the file is empty")
     return [c.strip().strip('"') for c in header.split(",")]

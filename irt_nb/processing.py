@@ -171,6 +171,10 @@ def _source_reason(loaded) -> str:
     return f"records read from {loaded.source}"
 
 
+def _layout(loaded) -> str:
+    return loaded.layout if isinstance(loaded, LoadedResponses) else "long"
+
+
 _NO_TIME = "; no time column, so the order of the rows in the source decides"
 
 
@@ -210,7 +214,11 @@ def process_responses(
         len(student),
         len(rows),
         f"later attempts at the same item (policy {attempt_policy!r})"
-        + (_NO_TIME if times is None and attempt_policy != "any" else ""),
+        + (
+            _NO_TIME
+            if times is None and attempt_policy != "any" and _layout(loaded) == "long"
+            else ""
+        ),
     )
     student, item = student[rows], item[rows]
     kept = _apply_minimums(

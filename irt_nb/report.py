@@ -9,17 +9,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .calculation import MODELS
+
 # %% auto #0
 __all__ = ['REPORTS', 'CALIBRATION_REPORT', 'CHOICES', 'MINIMUMS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
 # %% ../nbs/04_report.ipynb #141f84c0
-REPORTS = (
-    Path(__file__).resolve().parents[1] / "nbs" / "reports"
-    if "__file__" in globals()
-    else Path("reports").resolve()
+REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside the package
+    Path(__file__).parent / "reports" if "__file__" in globals() else Path("reports").resolve()
 )
 CALIBRATION_REPORT = REPORTS / "calibration_report.ipynb"
-CHOICES = {"model": ("1pl", "2pl", "3pl")}
+CHOICES = {"model": MODELS}
 MINIMUMS = {"n_quadrature": 5, "min_item_responses": 1, "min_person_responses": 1}
 
 

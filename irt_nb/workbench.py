@@ -297,6 +297,7 @@ def sync_problems(root: str | Path = ".", notebooks_must_be_clean: bool = True) 
             shutil.copytree(
                 root / folder,
                 copy / folder,
+                symlinks=True,  # irt_nb/reports links to nbs/reports
                 ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"),
             )
         for path in (copy / "irt_nb").glob(

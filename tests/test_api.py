@@ -23,11 +23,9 @@ def model_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("api")
     db = create_sample_database(folder / "sample.sqlite", seed=6, n_students=600)
     run = calibrate(f"sqlite:///{db}", exam="2026-spring", subject="math", progress=False)
-    scores = score_persons(run.model, run.matrix.codes)
-    run.model.abilities = {
-        str(p): (t, s)
-        for p, t, s in zip(run.matrix.person_ids, scores.theta, scores.se, strict=True)
-    }
+    scores = score_persons(run.model, run.matrix.codes)  # the abilities calibrate() saved
+    assert list(run.model.abilities) == list(run.matrix.person_ids)
+    np.testing.assert_array_equal(np.array(list(run.model.abilities.values()))[:, 0], scores.theta)
     return save_model(run.model, folder / "model.json")
 
 
@@ -47,7 +45,7 @@ def check(response, schema: str, status: int = 200) -> dict:
 def test_probabilities_from_each_ability_source(client, model_file):
     model = json.loads(model_file.read_text())
     a, b = model["items"][0]["discrimination"], model["items"][0]["difficulty"]
-    item = model["items"][0]["id"]
+    item = model["items"][0]["item_id"]
     by_theta = check(
         client.post("/v1/probabilities", json={"theta": 0.7, "items": [item]}),
         "probabilities_response",
@@ -55,13 +53,14 @@ def test_probabilities_from_each_ability_source(client, model_file):
     assert by_theta["probabilities"][0]["probability"] == pytest.approx(
         1 / (1 + np.exp(-a * (0.7 - b))), abs=1e-12
     )
-    student, (theta, se) = next(iter(model["abilities"]["persons"].items()))
+    abilities = model["abilities"]
+    student, theta, se = (abilities[f][0] for f in ("student_id", "theta", "se"))
     by_id = check(
         client.post("/v1/probabilities", json={"student_id": student, "items": [item]}),
         "probabilities_response",
     )
     assert by_id["ability"] == {"theta": theta, "se": se, "source": "student_id"}
-    answers = {i["id"]: 1 for i in model["items"][:5]}
+    answers = {i["item_id"]: 1 for i in model["items"][:5]}
     scored = check(
         client.post("/v1/probabilities", json={"responses": answers, "items": [item]}),
         "probabilities_response",
@@ -70,7 +69,7 @@ def test_probabilities_from_each_ability_source(client, model_file):
 
 
 def test_batch_abilities_items_model_health(client, model_file):
-    ids = [i["id"] for i in json.loads(model_file.read_text())["items"]]
+    ids = [i["item_id"] for i in json.loads(model_file.read_text())["items"]]
     batch = check(
         client.post(
             "/v1/probabilities/batch",
@@ -202,9 +201,9 @@ def served(model_file):
     server.wait(timeout=10)
 
 
-def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach(served):
+def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach(served, tmp_path):
     "Schemathesis against the real server: every check (no 5xx, responses match their schemas, ...), bounded."
-    result = subprocess.run(
+    result = subprocess.run(  # in tmp_path: its .schemathesis cache stays out of the checkout
         [
             str(BIN / "schemathesis"),
             "run",
@@ -219,6 +218,7 @@ def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "No issues found" in result.stdout

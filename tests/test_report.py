@@ -55,10 +55,10 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
         direct.model.item_ids
     )
     np.testing.assert_allclose(
-        [i["a"] for i in metrics["items"]], direct.model.discrimination, atol=1e-10
+        [i["discrimination"] for i in metrics["items"]], direct.model.discrimination, atol=1e-10
     )
     np.testing.assert_allclose(
-        [i["b"] for i in metrics["items"]], direct.model.difficulty, atol=1e-10
+        [i["difficulty"] for i in metrics["items"]], direct.model.difficulty, atol=1e-10
     )
     assert metrics["parameters"]["n_quadrature"] == 31 and metrics["package_version"]
     assert (
@@ -77,6 +77,11 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
     assert html.count("data:image/png;base64") >= 3  # ICCs, information, abilities
     assert "from irt_nb.pipeline import calibrate" not in html  # code cells hidden
     assert "Likelihood-ratio test 1PL vs 2PL" in html
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html  # no warning blocks
+    served = json.loads((out / "model.json").read_text())  # the same model file as `irt-nb fit`
+    assert served["format"] == "irt_nb.model/2" and len(served["abilities"]["student_id"]) == (
+        direct.model.n_persons
+    )
 
 
 def test_same_data_and_parameters_from_yaml_give_the_same_numbers(sample_db, tmp_path):

@@ -18,7 +18,7 @@ from scipy.special import expit, log_expit, logit
 from tqdm.std import tqdm  # text bar: no ipywidgets warning in notebooks and reports
 
 # %% auto #0
-__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'FIT_FIELDS', 'MODEL_SCHEMA', 'GUESSING_RANGE', 'model_to_dict', 'write_atomic', 'save_model', 'model_from_dict', 'load_model']
+__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'FIT_FIELDS', 'MODEL_SCHEMA', 'GUESSING_RANGE', 'StudentAbilities', 'model_to_dict', 'write_atomic', 'save_model', 'model_from_dict', 'load_model']
 
 # %% ../nbs/02_calculation.ipynb #3af65276
 Model = Literal["1pl", "2pl", "3pl"]
@@ -446,8 +446,8 @@ class CalibratedModel:
     data_fingerprint: str
     guessing_prior: tuple[float, float] = (5.0, 17.0)
     warnings: list[str] = field(default_factory=list)
-    abilities: dict[str, tuple[float, float]] | None = (
-        None  # person id -> (EAP theta, posterior SD), if saved
+    abilities: StudentAbilities | None = (  # noqa: F821 (02b_model_file.ipynb defines it)
+        None  # the calibration's students (see the model file), if saved
     )
 
     @property
@@ -849,6 +849,93 @@ def item_fit(model: CalibratedModel, responses) -> ItemFit:
     infit = squared.sum(axis=0) / np.maximum((m * variance).sum(axis=0), 1e-12)
     return ItemFit(infit, outfit, n.astype(int))
 
+# %% ../nbs/02b_model_file.ipynb #7d1e0c08
+class StudentAbilities:
+    "Students' abilities sorted by id, for lookups by binary search (memory-mapped from the sidecar file)."
+
+    def __init__(
+        self,
+        student_id: np.ndarray,  # (n_students,) fixed-width UTF-8 bytes (dtype "S<width>"), sorted
+        theta: np.ndarray,  # (n_students,) abilities
+        se: np.ndarray,  # (n_students,) their standard errors (posterior SD)
+        method: str = "eap",
+    ):
+        self.student_id, self.theta, self.se, self.method = student_id, theta, se, method
+
+    @classmethod
+    def from_arrays(cls, student_id, theta, se, method: str = "eap") -> "StudentAbilities":
+        "Abilities from parallel sequences in any order; ValueError for repeated or empty ids."
+        ids = np.array([str(s).encode("utf-8") for s in student_id], dtype=bytes)
+        if any(not s for s in ids.tolist()):
+            raise ValueError("abilities: a student id is empty")
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        if (ids[1:] == ids[:-1]).any():
+            raise ValueError(
+                f"abilities: student id {ids[1:][ids[1:] == ids[:-1]][0].decode()!r} is repeated"
+            )
+        as_float = lambda v: np.asarray(v, float).reshape(-1)[order]  # noqa: E731
+        return cls(ids, as_float(theta), as_float(se), method)
+
+    def __len__(self) -> int:
+        return len(self.theta)
+
+    def get(self, student_id: str) -> tuple[float, float] | None:
+        "(theta, se) of one student, or None."
+        key = student_id.encode("utf-8")
+        if len(key) > self.student_id.dtype.itemsize or not key:
+            return None
+        j = int(np.searchsorted(self.student_id, key))
+        if j < len(self.student_id) and self.student_id[j] == key:
+            return float(self.theta[j]), float(self.se[j])
+        return None
+
+    def ids(self) -> list[str]:
+        "Student ids in sorted order."
+        return [s.decode("utf-8") for s in self.student_id.tolist()]
+
+    def to_arrow_bytes(self) -> bytes:
+        "The sidecar file: an Arrow IPC file of student_id (fixed-width binary), theta and se."
+        import pyarrow as pa
+
+        width = max(self.student_id.dtype.itemsize, 1)
+        ids = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width),
+            len(self),
+            [None, pa.py_buffer(self.student_id.astype(f"S{width}").tobytes())],
+        )
+        table = pa.table({"student_id": ids, "theta": self.theta, "se": self.se})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    @classmethod
+    def memory_mapped(cls, path: Path, method: str = "eap") -> "StudentAbilities":
+        "The abilities of a sidecar file, memory-mapped (nothing is parsed or copied)."
+        import pyarrow as pa
+
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        if (
+            table.column_names != ["student_id", "theta", "se"]
+            or table.num_rows
+            and table.column("student_id").num_chunks != 1
+        ):
+            raise ValueError(f"{path}: not an abilities file (student_id, theta, se)")
+        ids = table.column("student_id").chunk(0) if table.num_rows else None
+        if ids is not None and not pa.types.is_fixed_size_binary(ids.type):
+            raise ValueError(f"{path}: student_id must be fixed-width binary")
+        width = ids.type.byte_width if ids is not None else 1
+        student_id = (
+            np.frombuffer(
+                ids.buffers()[1], dtype=f"S{width}", count=len(ids), offset=ids.offset * width
+            )
+            if ids is not None
+            else np.array([], dtype="S1")
+        )
+        column = lambda name: table.column(name).to_numpy()  # noqa: E731 (zero-copy: no nulls)
+        return cls(student_id, column("theta"), column("se"), method)
+
 # %% ../nbs/02b_model_file.ipynb #4a769016
 MODEL_FORMAT = "irt_nb.model/2"
 ITEM_FIELDS = (
@@ -864,7 +951,12 @@ ITEM_FIELDS = (
 FIT_FIELDS = ("loglik", "aic", "bic", "n_parameters", "n_persons", "n_responses")
 
 
-def model_to_dict(model: CalibratedModel, created: str | None = None) -> dict:
+def model_to_dict(
+    model: CalibratedModel,
+    created: str | None = None,  # ISO time (default: now)
+    abilities_file: dict
+    | None = None,  # {file, n_students, sha256} of the sidecar `save_model` wrote
+) -> dict:
     "A JSON-ready document of `model` in the format of `schemas/model.json` (`irt_nb.model/2`)."
     from datetime import UTC, datetime
 
@@ -880,11 +972,11 @@ def model_to_dict(model: CalibratedModel, created: str | None = None) -> dict:
     ]
     abilities = None
     if model.abilities is not None:
-        ids = list(model.abilities)
-        pairs = np.array([model.abilities[i] for i in ids], float).reshape(-1, 2)
-        abilities = dict(
-            method="eap", student_id=ids, theta=pairs[:, 0].tolist(), se=pairs[:, 1].tolist()
-        )
+        if abilities_file is None:
+            raise ValueError(
+                "a model with abilities is written by save_model (they go to a sidecar file)"
+            )
+        abilities = {"method": model.abilities.method, **abilities_file}
     return {
         "format": MODEL_FORMAT,
         "model": model.model,
@@ -928,8 +1020,25 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 
 
 def save_model(model: CalibratedModel, path: str | Path) -> Path:
-    "Write `model` as JSON to `path`, atomically (NaN and infinity are refused, never written)."
-    return write_atomic(path, json.dumps(model_to_dict(model), indent=1, allow_nan=False) + "\n")
+    "Write `model` as JSON to `path` (and its abilities to a sidecar beside it), atomically."
+    path = Path(path)
+    abilities_file = None
+    if model.abilities is not None:
+        data = model.abilities.to_arrow_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        sidecar = path.with_name(f"{path.stem}.abilities.{digest[:12]}.arrow")  # named by content:
+        write_atomic(sidecar, data)  # the previous model file keeps pointing at its own sidecar
+        abilities_file = {
+            "file": sidecar.name,
+            "n_students": len(model.abilities),
+            "sha256": digest,
+        }
+    doc = model_to_dict(model, abilities_file=abilities_file)
+    write_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    for old in path.parent.glob(f"{path.stem}.abilities.*.arrow"):  # sidecars nothing names now
+        if abilities_file is None or old.name != abilities_file["file"]:
+            old.unlink(missing_ok=True)
+    return path
 
 # %% ../nbs/02b_model_file.ipynb #a9a5ef57
 MODEL_SCHEMA = (
@@ -1027,15 +1136,6 @@ def _meaning_problems(doc: dict) -> list[str]:
         problems.append("$.guessing_prior: a 3pl model needs its Beta prior")
     numbers = [f for f in ("loglik", "aic", "bic", "max_abs_gradient") if not np.isfinite(doc[f])]
     problems += [f"$.{f}: must be a finite number" for f in numbers]
-    abilities = doc["abilities"]
-    if abilities is not None:
-        sizes = {len(abilities[f]) for f in ("student_id", "theta", "se")}
-        if len(sizes) > 1:
-            problems.append("$.abilities: student_id, theta and se must have the same length")
-        elif not (np.isfinite(abilities["theta"]).all() and np.isfinite(abilities["se"]).all()):
-            problems.append("$.abilities: theta and se must be finite numbers")
-        if len(set(abilities["student_id"])) < len(abilities["student_id"]):
-            problems.append("$.abilities.student_id: a student id is repeated")
     return problems
 
 # %% ../nbs/02b_model_file.ipynb #7d1e0c02
@@ -1056,26 +1156,41 @@ def _upgrade_v1(doc: dict) -> dict:
         doc["quadrature"] = {
             k: doc["quadrature"][k] for k in ("rule", "n_points") if k in doc["quadrature"]
         }
-    persons = (
-        (doc.get("abilities") or {}).get("persons")
-        if isinstance(doc.get("abilities"), dict)
-        else None
-    )
-    if isinstance(persons, dict):
-        pairs = list(persons.values())
-        doc["abilities"] = {
-            "method": doc["abilities"].get("method", "eap"),
-            "student_id": list(persons),
-            "theta": [p[0] if isinstance(p, list) and p else None for p in pairs],
-            "se": [p[1] if isinstance(p, list) and len(p) > 1 else None for p in pairs],
-        }
     return doc
 
 
-def model_from_dict(doc: dict, where: str = "model file") -> CalibratedModel:
+def _v1_abilities(doc: dict) -> StudentAbilities | None:
+    "The abilities a format-1 file kept inline (`{persons: {id: [theta, se]}}`), checked."
+    section = doc.get("abilities")
+    persons = section.get("persons") if isinstance(section, dict) else None
+    if persons is None:
+        return None
+    pairs = list(persons.values()) if isinstance(persons, dict) else None
+    if pairs is None or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) for v in p)
+        for p in pairs
+    ):
+        raise ValueError("$.abilities.persons: must map student ids to [theta, se]")
+    values = np.array(pairs, float).reshape(-1, 2)
+    if not np.isfinite(values).all():
+        raise ValueError("$.abilities.persons: theta and se must be finite numbers")
+    return StudentAbilities.from_arrays(list(persons), values[:, 0], values[:, 1])
+
+
+def model_from_dict(
+    doc: dict,  # a model document (`model_to_dict`)
+    where: str = "model file",  # what to call it in error messages
+    folder: Path
+    | None = None,  # where its abilities sidecar is (None: the abilities are not loaded)
+) -> CalibratedModel:
     "Rebuild a `CalibratedModel` from a model document; ValueError with one line per problem, by JSON path."
+    abilities = None
     if isinstance(doc, dict) and doc.get("format") == "irt_nb.model/1":
-        doc = _upgrade_v1(doc)
+        try:
+            abilities = _v1_abilities(doc)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        doc = {**_upgrade_v1(doc), "abilities": None}
     if isinstance(doc, dict) and doc.get("format") not in (MODEL_FORMAT, None):
         raise ValueError(
             f"{where}: $.format is {doc['format']!r}; this irt_nb reads {MODEL_FORMAT!r} (and irt_nb.model/1)"
@@ -1083,7 +1198,9 @@ def model_from_dict(doc: dict, where: str = "model file") -> CalibratedModel:
     problems = _schema_problems(doc) or _meaning_problems(doc)
     if problems:
         raise ValueError(f"{where}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
-    items, abilities = doc["items"], doc["abilities"]
+    if doc["abilities"] is not None and folder is not None:
+        abilities = _load_sidecar(doc["abilities"], folder, where)
+    items = doc["items"]
     return CalibratedModel(
         model=doc["model"],
         item_ids=[i["item_id"] for i in items],
@@ -1101,16 +1218,29 @@ def model_from_dict(doc: dict, where: str = "model file") -> CalibratedModel:
         data_fingerprint=doc["data_fingerprint"],
         guessing_prior=tuple(doc["guessing_prior"] or (5.0, 17.0)),
         warnings=list(doc["warnings"]),
-        abilities=None
-        if abilities is None
-        else dict(
-            zip(
-                abilities["student_id"],
-                zip(map(float, abilities["theta"]), map(float, abilities["se"]), strict=True),
-                strict=True,
-            )
-        ),
+        abilities=abilities,
     )
+
+
+def _load_sidecar(ref: dict, folder: Path, where: str) -> StudentAbilities:
+    "The abilities sidecar a model file names, checked against its recorded size and SHA-256."
+    path = folder / ref["file"]
+    if not path.is_file():
+        raise ValueError(
+            f"{where}: $.abilities.file: {path} is missing (it travels with the model file)"
+        )
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != ref["sha256"]:
+        raise ValueError(
+            f"{where}: $.abilities.sha256: {path} has changed since the model was saved"
+        )
+    abilities = StudentAbilities.memory_mapped(path, ref["method"])
+    if len(abilities) != ref["n_students"]:
+        raise ValueError(
+            f"{where}: $.abilities.n_students: {ref['n_students']}, the file has {len(abilities)}"
+        )
+    return abilities
 
 
 def load_model(path: str | Path) -> CalibratedModel:
@@ -1125,4 +1255,4 @@ def load_model(path: str | Path) -> CalibratedModel:
         raise ValueError(f"model file {path}: not JSON ({e})") from None
     except ValueError as e:
         raise ValueError(f"model file {path}: {e}") from None
-    return model_from_dict(doc, where=f"model file {path}")
+    return model_from_dict(doc, where=f"model file {path}", folder=path.parent)

@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calculation import CalibratedModel, fit_irt, score_persons, write_atomic
+from irt_nb.calculation import (
+    CalibratedModel,
+    StudentAbilities,
+    fit_irt,
+    score_persons,
+    write_atomic,
+)
 from .preparation import ColumnMap, LoadedResponses, load_responses, load_wide_responses
 from .processing import AttemptPolicy, ResponseMatrix, process_responses
 
@@ -89,16 +95,8 @@ def calibrate(
     fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
     if abilities:
         scores = score_persons(fitted, _dense(matrix.codes), "eap")
-        fitted = replace(
-            fitted,
-            abilities=dict(
-                zip(
-                    map(str, matrix.person_ids),
-                    zip(scores.theta.tolist(), scores.se.tolist(), strict=True),
-                    strict=True,
-                )
-            ),
-        )
+        students = StudentAbilities.from_arrays(matrix.person_ids, scores.theta, scores.se)
+        fitted = replace(fitted, abilities=students)
     return Calibration(matrix, fitted)
 
 

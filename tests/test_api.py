@@ -13,7 +13,7 @@ from servers import free_port
 from starlette.testclient import TestClient
 
 from irt_nb.api import SCHEMAS, create_app
-from irt_nb.calculation import save_model, score_persons
+from irt_nb.calculation import load_model, save_model, score_persons
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
 
@@ -24,8 +24,8 @@ def model_file(tmp_path_factory):
     db = create_sample_database(folder / "sample.sqlite", seed=6, n_students=600)
     run = calibrate(f"sqlite:///{db}", exam="2026-spring", subject="math", progress=False)
     scores = score_persons(run.model, run.matrix.codes)  # the abilities calibrate() saved
-    assert list(run.model.abilities) == list(run.matrix.person_ids)
-    np.testing.assert_array_equal(np.array(list(run.model.abilities.values()))[:, 0], scores.theta)
+    assert run.model.abilities.ids() == list(run.matrix.person_ids)  # sorted, as the matrix
+    np.testing.assert_array_equal(run.model.abilities.theta, scores.theta)
     return save_model(run.model, folder / "model.json")
 
 
@@ -53,8 +53,9 @@ def test_probabilities_from_each_ability_source(client, model_file):
     assert by_theta["probabilities"][0]["probability"] == pytest.approx(
         1 / (1 + np.exp(-a * (0.7 - b))), abs=1e-12
     )
-    abilities = model["abilities"]
-    student, theta, se = (abilities[f][0] for f in ("student_id", "theta", "se"))
+    abilities = load_model(model_file).abilities
+    student = abilities.ids()[0]
+    theta, se = abilities.get(student)
     by_id = check(
         client.post("/v1/probabilities", json={"student_id": student, "items": [item]}),
         "probabilities_response",

@@ -37,14 +37,14 @@ demo: setup
 	  -p db_path ../../$(OUT)/sample.sqlite -p items_csv ../../$(OUT)/research/items.csv
 	$(BIN)/jupyter nbconvert --to html --log-level WARN $(OUT)/research/2pl_calibration.ipynb
 	$(BIN)/irt-nb fit sqlite:///$(OUT)/sample.sqlite --exam 2026-spring --subject math --out $(OUT)/model.json --quiet
-	$(BIN)/irt-nb report -p source sqlite:///$(OUT)/sample.sqlite --output-dir $(OUT)/report
+	$(BIN)/irt-nb report -p source sqlite:///$(OUT)/sample.sqlite --output-dir $(OUT)/report --overwrite
 	@echo "Research notebook: $(OUT)/research/2pl_calibration.html; model: $(OUT)/model.json"
 	@echo "Calibration report: $(OUT)/report/calibration_report.html"
 
 ## the calibration report on the sample data (parameters: REPORT_ARGS, e.g. REPORT_ARGS="--config report.yaml")
 report: setup
 	@test -f $(OUT)/sample.sqlite || $(BIN)/irt-nb sample --out $(OUT)/sample.sqlite
-	$(BIN)/irt-nb report -p source sqlite:///$(OUT)/sample.sqlite --output-dir $(OUT)/report $(REPORT_ARGS)
+	$(BIN)/irt-nb report -p source sqlite:///$(OUT)/sample.sqlite --output-dir $(OUT)/report --overwrite $(REPORT_ARGS)
 
 ## every check: stage tags, notebooks/package sync, lint and format, notebook tests, pytest
 test: setup services

@@ -998,7 +998,7 @@ def model_to_dict(
     }
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
+def write_atomic(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path:
     "Write `data` to `path` through a temporary file renamed into place: a failed write leaves the old file."
     import os
     import tempfile
@@ -1011,7 +1011,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -1049,15 +1049,16 @@ MODEL_SCHEMA = (
 
 
 @functools.cache
-def _model_validators():
-    "The model file's JSON Schema compiled (fast check) and as a full validator (every problem)."
-    import fastjsonschema
-    import jsonschema
+def _model_schema() -> dict:
+    return json.loads(MODEL_SCHEMA.read_text(encoding="utf-8"))
 
-    schema = json.loads(MODEL_SCHEMA.read_text(encoding="utf-8"))
-    return fastjsonschema.compile(schema, use_default=False), jsonschema.Draft202012Validator(
-        schema
-    )
+
+@functools.cache
+def _fast_model_check():
+    "The model file's JSON Schema compiled to Python (microseconds per file)."
+    import fastjsonschema
+
+    return fastjsonschema.compile(_model_schema(), use_default=False)
 
 
 def _json_path(parts) -> str:
@@ -1068,11 +1069,13 @@ def _schema_problems(doc) -> list[str]:
     "One line per place where `doc` breaks the model file schema."
     import fastjsonschema
 
-    fast, full = _model_validators()
     try:
-        fast(doc)
+        _fast_model_check()(doc)
         return []
-    except fastjsonschema.JsonSchemaValueException:
+    except fastjsonschema.JsonSchemaValueException:  # the full validator lists every problem
+        import jsonschema  # (slow to import, so only when a file is wrong)
+
+        full = jsonschema.Draft202012Validator(_model_schema())
         errors = sorted(full.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
         return [f"{_json_path(e.absolute_path)}: {_schema_message(e)}" for e in errors[:50]]
 

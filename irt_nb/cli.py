@@ -20,7 +20,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -206,7 +206,9 @@ def report_command(args: argparse.Namespace) -> int:
         parameters.update(loaded)
     parameters.update(dict(args.parameter or []))
     output_dir = parameters.pop("output_dir", None) or args.output_dir
-    run = run_report(parameters, output_dir=output_dir, progress=not args.quiet)
+    run = run_report(
+        parameters, output_dir=output_dir, progress=not args.quiet, overwrite=args.overwrite
+    )
     if run.error:
         print(f"irt-nb report: the report failed in {run.error}", file=sys.stderr)
         print(f"irt-nb report: executed notebook with the error: {run.notebook}", file=sys.stderr)
@@ -218,32 +220,59 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    "Start the web API (uvicorn workers) on the model file."
-    import importlib.util
-
-    import uvicorn
-
-    from irt_nb.api import create_app  # noqa: F401 (a missing [api] extra stops here, in one line)
+    "Start the web API (uvicorn workers) on the model file; 0 after a clean stop (SIGTERM, Ctrl-C)."
+    from irt_nb.api import ApiLimits  # a missing [api] extra stops here, in one line
+    from irt_nb.auth import KeyStore
     from irt_nb.calculation import load_model
+    from irt_nb.server import ServerLimits, check_exposure, run_server
 
+    check_exposure(args.host, args.keys, args.insecure)
     model = load_model(args.model)  # a bad model file stops here, before any worker starts
-    os.environ["IRT_NB_MODEL"] = str(Path(args.model).resolve())
-    os.environ["IRT_NB_LOG_LEVEL"] = args.log_level
+    if args.keys:
+        active = KeyStore(args.keys).active()
+        if not active:
+            raise ValueError(f"{args.keys}: no active key; create one with irt-nb keys create")
+    access = f"API keys from {args.keys}" if args.keys else "no API keys (loopback only)"
     print(
-        f"serving {model.model} model of {len(model.item_ids)} items on http://{args.host}:{args.port} ({args.workers} workers)"
+        f"serving {model.model} model of {len(model.item_ids)} items on http://{args.host}:{args.port} "
+        f"({args.workers} workers, {access})",
+        flush=True,
     )
-    uvicorn.run(
-        "irt_nb.api:app_from_environment",
-        factory=True,
+    return run_server(
+        str(Path(args.model).resolve()),
         host=args.host,
         port=args.port,
         workers=args.workers,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
-        http="httptools" if importlib.util.find_spec("httptools") else "auto",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
+        log_level=args.log_level,
+        keys=str(Path(args.keys).resolve()) if args.keys else None,
+        insecure=args.insecure,
+        graceful_timeout=args.graceful_timeout,
+        server_limits=ServerLimits(
+            header_timeout=args.header_timeout, body_timeout=args.body_timeout
+        ),
+        api_limits=ApiLimits(max_body_bytes=args.max_body_bytes, max_units=args.max_units),
     )
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    "Create, list or revoke API keys in a key file."
+    from irt_nb.auth import KeyStore
+
+    store = KeyStore(args.keys)
+    if args.action == "create":
+        key_id, key = store.create(args.name, args.scope or ["read"])
+        print(
+            f"key {key_id} ({args.name}): {key}\nkeep it now: it is not stored and cannot be shown again"
+        )
+    elif args.action == "revoke":
+        store.revoke(args.key_id)
+        print(f"revoked {args.key_id}")
+    else:
+        for k in store.list():
+            state = f"revoked {k['revoked']}" if k["revoked"] else "active"
+            print(
+                f"{k['key_id']}  {k['name']}  scopes={','.join(k['scopes'])}  created {k['created']}  {state}"
+            )
     return 0
 
 # %% ../nbs/99_cli.ipynb #8adf941e
@@ -323,7 +352,10 @@ def _add_report_parser(sub) -> None:
         metavar=("NAME", "VALUE"),
         help="a report parameter",
     )
-    p.add_argument("--output-dir", default="outputs/report")
+    p.add_argument("--output-dir", default="outputs/report", help="a new (or empty) folder")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a previous run's outputs in the folder"
+    )
     p.add_argument(
         "--help-parameters", action="store_true", help="list the report's parameters and exit"
     )
@@ -343,7 +375,42 @@ def _add_serve_parser(sub) -> None:
         choices=["debug", "info", "warning", "error"],
         help="info writes one JSON line per request",
     )
+    p.add_argument("--keys", help="API key file (irt-nb keys create); without it: loopback only")
+    p.add_argument(
+        "--insecure", action="store_true", help="serve a non-loopback address without API keys"
+    )
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=10.0,
+        help="seconds in-flight requests get on SIGTERM",
+    )
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds to send the headers")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds to send the body")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    p.add_argument(
+        "--max-units", type=int, default=20_000, help="probabilities + answers per request"
+    )
     p.set_defaults(run=serve_command)
+
+
+def _add_keys_parser(sub) -> None:
+    p = sub.add_parser("keys", help="create, list or revoke API keys for `irt-nb serve --keys`")
+    actions = p.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key (shown once)")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=["read", "students", "write", "admin"],
+        help="repeat for several (default: read)",
+    )
+    revoke = actions.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    actions.add_parser("list", help="the keys: id, name, scopes, dates")
+    for action in (create, revoke, actions.choices["list"]):
+        action.add_argument("--keys", required=True, type=Path, help="the key file")
+    p.set_defaults(run=keys_command)
 
 
 def _add_notebook_parsers(sub) -> None:
@@ -391,7 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", type=int, default=3000)
     p.set_defaults(run=sample_command)
-    for add in (_add_fit_parser, _add_score_parser, _add_report_parser, _add_serve_parser):
+    for add in (
+        _add_fit_parser,
+        _add_score_parser,
+        _add_report_parser,
+        _add_serve_parser,
+        _add_keys_parser,
+    ):
         add(sub)
     _add_notebook_parsers(sub)
     return parser

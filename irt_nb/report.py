@@ -9,10 +9,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .calculation import MODELS
+from .calculation import MODELS, write_atomic
 
 # %% auto #0
-__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'CHOICES', 'MINIMUMS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
+__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
 # %% ../nbs/04_report.ipynb #141f84c0
 REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside the package
@@ -111,9 +111,23 @@ def render_html(notebook: Path) -> Path:
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
     )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
+    return write_atomic(notebook.with_suffix(".html"), body)
+
+
+RUN_OUTPUTS = ("*.ipynb", "*.html", "model.json", "model.abilities.*.arrow", "metrics.json")
+
+
+def _fresh_folder(output_dir: Path, overwrite: bool) -> None:
+    "An empty output folder; with `overwrite`, a previous run's outputs are removed (nothing else)."
+    output_dir.mkdir(parents=True, exist_ok=True)
+    previous = [p for pattern in RUN_OUTPUTS for p in output_dir.glob(pattern)]
+    if any(output_dir.iterdir()) and not overwrite:
+        raise ValueError(
+            f"{output_dir} is not empty: choose a new folder for this run, or pass --overwrite "
+            "to replace a previous run's outputs"
+        )
+    for path in previous:
+        path.unlink()
 
 
 def run_report(
@@ -121,25 +135,31 @@ def run_report(
     output_dir: str | Path = "outputs/report",  # executed notebook, HTML, model and metrics go here
     notebook: str | Path = CALIBRATION_REPORT,  # the report notebook
     progress: bool = True,  # papermill's progress bar
+    overwrite: bool = False,  # replace a previous run's outputs in `output_dir`
 ) -> ReportRun:
-    "Check parameters, execute the report with papermill in the project's kernel, render HTML."
+    "Check parameters, execute the report with papermill in a fresh folder, render HTML."
     import papermill as pm
 
     output_dir = Path(output_dir).resolve()
     checked = check_parameters({**parameters, "output_dir": str(output_dir)}, notebook)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _fresh_folder(output_dir, overwrite)
     executed = output_dir / Path(notebook).name
+    running = executed.with_name(
+        f".{executed.stem}.running.ipynb"
+    )  # renamed into place, failed or not
     try:
         pm.execute_notebook(
             str(notebook),
-            str(executed),
+            str(running),
             parameters=checked,
             kernel_name=_kernel_name(),
             cwd=os.getcwd(),
             progress_bar=progress,
         )
     except pm.PapermillExecutionError as e:
+        os.replace(running, executed)
         return ReportRun(
             executed, None, output_dir, f"cell {e.exec_count}:\n{e.source}\n{e.ename}: {e.evalue}"
         )
+    os.replace(running, executed)
     return ReportRun(executed, render_html(executed), output_dir, None)

@@ -1,4 +1,4 @@
-"""Real servers for tests, on 127.0.0.1 only: a throwaway PostgreSQL and an S3-compatible moto server.
+"""Real servers for tests, on 127.0.0.1 only: a throwaway PostgreSQL, an S3-compatible moto server, `irt-nb serve`.
 
 Under CI=true a server that cannot start fails the test (no skip hides a missing part); elsewhere the
 PostgreSQL tests skip with the reason when the machine has no PostgreSQL (`make test` installs it in CI).
@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,70 @@ class S3Server:
 
     def __exit__(self, *exc):
         self.server.stop()
+
+
+class ApiServer:
+    "`irt-nb serve` as users start it, on 127.0.0.1, its stderr (the access log) in a file; stopped on exit."
+
+    def __init__(self, model, *options: str, folder: Path | None = None):
+        self.model, self.options = model, options
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="irt-nb-serve-"))
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = self.folder / f"serve-{self.port}.log"
+
+    def __enter__(self):
+        from conftest import BIN
+
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "irt-nb"),
+                "serve",
+                "--model",
+                str(self.model),
+                "--port",
+                str(self.port),
+                *self.options,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(self.log, "wb"),
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        "Seconds until /ready says ready (fails the test on timeout or if the server exits)."
+        import urllib.request
+
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"irt-nb serve exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
+                )
+            try:
+                urllib.request.urlopen(f"{self.base}/ready", timeout=1)
+                return time.monotonic() - started
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"irt-nb serve was not ready within {timeout} s")
+
+    def access_log(self) -> list[dict]:
+        "The JSON access-log lines written so far."
+        import json
+
+        lines = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if "request_id" in record:
+                    lines.append(record)
+        return lines
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

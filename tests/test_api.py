@@ -2,17 +2,16 @@
 
 import json
 import subprocess
-import time
-import urllib.request
 
 import jsonschema
 import numpy as np
 import pytest
 from conftest import BIN
-from servers import free_port
+from servers import ApiServer
 from starlette.testclient import TestClient
 
-from irt_nb.api import SCHEMAS, create_app
+from irt_nb.api import SCHEMAS, ApiLimits, create_app
+from irt_nb.auth import KeyStore
 from irt_nb.calculation import load_model, save_model, score_persons
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
@@ -31,7 +30,7 @@ def model_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(model_file):
-    return TestClient(create_app(model_file, max_body_bytes=20_000))
+    return TestClient(create_app(model_file, limits=ApiLimits(max_body_bytes=20_000)))
 
 
 def check(response, schema: str, status: int = 200) -> dict:
@@ -174,41 +173,25 @@ def test_limits_and_request_ids(client):
 
 @pytest.fixture(scope="module")
 def served(model_file):
-    "`irt-nb serve` as users start it: a real uvicorn server on 127.0.0.1, stopped after the tests."
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(BIN / "irt-nb"),
-            "serve",
-            "--model",
-            str(model_file),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ]
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{base}/ready", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield base
-    server.terminate()
-    server.wait(timeout=10)
+    "`irt-nb serve` with API keys, as users start it: (base URL, a key with every scope)."
+    _, key = KeyStore(model_file.parent / "keys.json").create("fuzzer", ["read", "students"])
+    keys = str(model_file.parent / "keys.json")
+    with ApiServer(
+        model_file, "--workers", "1", "--log-level", "warning", "--keys", keys
+    ) as server:
+        yield server.base, key
 
 
 def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach(served, tmp_path):
-    "Schemathesis against the real server: every check (no 5xx, responses match their schemas, ...), bounded."
+    "Schemathesis against the real server: every check (no 5xx, schemas, keys enforced, ...), bounded."
+    base, key = served
     result = subprocess.run(  # in tmp_path: its .schemathesis cache stays out of the checkout
         [
             str(BIN / "schemathesis"),
             "run",
-            f"{served}/openapi.json",
+            f"{base}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {key}",
             "--checks",
             "all",
             "--max-examples",

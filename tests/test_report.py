@@ -128,3 +128,18 @@ def test_a_failed_run_keeps_the_executed_notebook_and_names_the_cell(tmp_path):
         o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
     ]
     assert errors and errors[0]["evalue"].endswith("missing.csv: no such file")
+
+
+def test_a_report_never_mixes_its_outputs_with_a_previous_run(sample_db, tmp_path):
+    values = {"source": f"sqlite:///{sample_db}", **PARAMETERS}
+    first = report(tmp_path, *options(values))
+    assert first.returncode == 0, first.stderr
+    again = report(tmp_path, *options(values))
+    assert (
+        again.returncode == 2 and "is not empty" in again.stderr and "--overwrite" in again.stderr
+    )
+    stale = tmp_path / "out" / "calibration_report.html"
+    failing = report(tmp_path, *options({**values, "exam": "1999"}), "--overwrite")
+    assert failing.returncode == 1 and "matches no row" in failing.stderr
+    assert not stale.exists()  # the previous run's HTML is gone, not left beside the failed run
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration_report.ipynb"]

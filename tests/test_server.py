@@ -1,0 +1,356 @@
+"""The served API under hostile or unlucky use, against real `irt-nb serve` processes (2 workers).
+
+Each probe of the hardening issue is repeated here: keys and scopes, oversized and slow requests,
+too much work in one request, graceful shutdown under load, hostile model files, big cohorts and a
+full disk.
+"""
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import run
+from servers import IN_CI, ApiServer
+
+from irt_nb.auth import KeyStore
+from irt_nb.calculation import StudentAbilities, load_model, save_model
+from irt_nb.pipeline import calibrate
+from irt_nb.preparation import create_sample_database
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    db = create_sample_database(folder / "sample.sqlite", seed=8, n_students=600)
+    model = calibrate(f"sqlite:///{db}", exam="2026-spring", subject="math", progress=False).model
+    return save_model(model, folder / "model.json")
+
+
+@pytest.fixture(scope="module")
+def keys(model_file):
+    "A key file with one key per combination the tests need: {name: key}."
+    store = KeyStore(model_file.parent / "keys.json")
+    made = {
+        name: store.create(name, scopes)
+        for name, scopes in {
+            "read": ["read"],
+            "students": ["students"],
+            "tutor": ["read", "students"],
+            "writer": ["write"],
+            "admin": ["admin"],
+            "revoked": ["read", "students"],
+        }.items()
+    }
+    store.revoke(made["revoked"][0])
+    return store, {name: key for name, (_, key) in made.items()}
+
+
+@pytest.fixture(scope="module")
+def guarded(model_file, keys):
+    with ApiServer(
+        model_file,
+        "--keys",
+        str(keys[0].path),
+        "--workers",
+        "2",
+        "--header-timeout",
+        "1",
+        "--body-timeout",
+        "1",
+    ) as server:
+        yield server
+
+
+def call(server, method, path, body=None, key=None, headers=None):
+    "(status, JSON body, headers) of one request."
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.base + path, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if key:
+        request.add_header("authorization", f"Bearer {key}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read()), reply.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers
+
+
+def test_each_scope_is_refused_and_allowed(guarded, keys, model_file):
+    _, key = keys
+    model = load_model(model_file)
+    student, item = model.abilities.ids()[0], model.item_ids[0]
+    by_id = {"student_id": student, "items": [item]}
+    by_theta = {"theta": 0.2, "items": [item]}
+    expected = [  # (key, method, path, body), status
+        ((None, "GET", "/v1/items", None), 401),
+        (("revoked", "GET", "/v1/items", None), 401),
+        (("read", "GET", "/v1/items", None), 200),
+        (("read", "POST", "/v1/probabilities", by_theta), 200),
+        (("read", "POST", "/v1/probabilities", by_id), 403),
+        (("students", "POST", "/v1/probabilities", by_id), 403),
+        (("tutor", "POST", "/v1/probabilities", by_id), 200),
+        (
+            (
+                "tutor",
+                "POST",
+                "/v1/probabilities/batch",
+                {"students": [{"student_id": student}], "items": [item]},
+            ),
+            200,
+        ),
+        (
+            (
+                "read",
+                "POST",
+                "/v1/probabilities/batch",
+                {"students": [{"student_id": student}], "items": [item]},
+            ),
+            403,
+        ),
+        (("writer", "GET", "/v1/model", None), 403),
+        (("admin", "GET", "/v1/model", None), 403),
+        ((None, "GET", "/health", None), 200),
+        ((None, "GET", "/ready", None), 200),
+    ]
+    for (name, method, path, body), status in expected:
+        got, reply, headers = call(guarded, method, path, body, key.get(name))
+        assert got == status, (name, path, reply)
+        if status == 401:
+            assert reply["error"] == "unauthorized" and headers["www-authenticate"].startswith(
+                "Bearer"
+            )
+        if status == 403:
+            assert reply["error"] == "forbidden" and reply["detail"]
+    time.sleep(1.0)  # the access log is flushed every half second
+    logged = [r for r in guarded.access_log() if r["path"] == "/v1/items" and r["status"] == 200]
+    assert logged and all("key_id" in r for r in logged)  # who read what is in the log
+
+
+def test_a_key_revoked_while_the_server_runs_stops_working(guarded, keys):
+    store, key = keys
+    key_id, fresh = store.create("temporary", ["read"])
+    assert call(guarded, "GET", "/v1/items", key=fresh)[0] == 200
+    store.revoke(key_id)
+    deadline = time.monotonic() + 5
+    while call(guarded, "GET", "/v1/items", key=fresh)[0] != 401:
+        assert time.monotonic() < deadline, "the revoked key still works after 5 s"
+        time.sleep(0.2)
+
+
+def raw(server, payload: bytes, pause: float = 0.0, then: bytes = b"", wait: float = 5.0) -> bytes:
+    "Send raw bytes (optionally pausing before `then`) and return what the server answers."
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as s:
+        s.sendall(payload)
+        if pause:
+            time.sleep(pause)
+            try:
+                s.sendall(then)
+            except OSError:
+                pass
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except OSError:
+            pass
+    return b"".join(chunks)
+
+
+def status_and_error(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+def test_oversized_and_slow_requests_get_the_json_error_shape(guarded, keys):
+    key = keys[1]["read"].encode()
+    long_url = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    big_headers = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200_000 + b"\r\n\r\n"
+    started = time.monotonic()
+    cases = {
+        "url": (raw(guarded, long_url), (414, "url_too_long")),
+        "headers": (raw(guarded, big_headers), (431, "headers_too_large")),
+        "garbage": (raw(guarded, b"\x16\x03\x01 not http\r\n\r\n"), (400, "invalid_http")),
+        "slow headers": (
+            raw(guarded, b"GET /health HTTP/1.1\r\nHost: x\r\n", pause=2.5, then=b"\r\n"),
+            (408, "request_timeout"),
+        ),
+        "silent connection": (raw(guarded, b""), (408, "request_timeout")),
+        "slow body": (
+            raw(
+                guarded,
+                b"POST /v1/probabilities HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                b"authorization: Bearer " + key + b"\r\ncontent-length: 100\r\n\r\n{",
+                pause=2.5,
+            ),
+            (408, "request_timeout"),
+        ),
+    }
+    for name, (answer, expected) in cases.items():
+        assert status_and_error(answer) == expected, (name, answer[:300])
+    assert time.monotonic() - started < 20  # the timeouts are 1 s, not forever
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit_while_streaming(guarded, keys):
+    _, key = keys
+    connection = http.client.HTTPConnection("127.0.0.1", guarded.port, timeout=10)
+    connection.putrequest("POST", "/v1/probabilities")
+    connection.putheader("authorization", f"Bearer {key['read']}")
+    connection.putheader("transfer-encoding", "chunked")
+    connection.putheader("content-type", "application/json")
+    connection.endheaders()
+    sent = 0
+    chunk = b" " * 65536
+    try:
+        while sent < 400 << 20:  # 400 MB if nobody stops it
+            connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+    except OSError:
+        pass  # the server answered and closed the connection
+    reply = connection.getresponse()
+    assert reply.status == 413 and json.loads(reply.read())["error"] == "body_too_large"
+    assert sent < 64 << 20  # refused long before the 400 MB were sent
+
+
+def test_too_much_work_in_one_request_is_refused_before_any_is_done(guarded, keys, model_file):
+    _, key = keys
+    items = load_model(model_file).item_ids  # 30 items
+    heavy = {"students": [{"theta": 0.0}] * 1000, "items": items}  # 30,000 probabilities
+    status, reply, _ = call(guarded, "POST", "/v1/probabilities/batch", heavy, key["read"])
+    assert (status, reply["error"]) == (413, "too_much_work"), reply
+    assert "30000 work units" in reply["detail"][0] and "20000" in reply["detail"][0]
+    allowed = {"students": [{"theta": 0.0}] * 600, "items": items}  # 18,000: the heaviest allowed
+    status, reply, _ = call(guarded, "POST", "/v1/probabilities/batch", allowed, key["read"])
+    assert status == 200 and len(reply["results"]) == 600
+
+
+def test_sigterm_under_load_finishes_requests_logs_every_response_and_exits_0(model_file):
+    with ApiServer(model_file, "--workers", "2", "--graceful-timeout", "10") as server:
+        delivered, stop = [], threading.Event()
+        body = json.dumps({"theta": 0.3, "items": load_model(model_file).item_ids[:20]})
+
+        def client():
+            count = 0
+            while not stop.is_set():
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                    while True:
+                        connection.request(
+                            "POST", "/v1/probabilities", body, {"content-type": "application/json"}
+                        )
+                        reply = connection.getresponse()
+                        reply.read()
+                        if reply.status == 200:
+                            count += 1
+                except ConnectionRefusedError:
+                    break  # the server is gone
+                except (OSError, http.client.HTTPException):
+                    continue  # the server closed this connection: open another (or find it gone)
+            delivered.append(count)
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=30)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        logged = [
+            r
+            for r in server.access_log()
+            if r["path"] == "/v1/probabilities" and r["status"] == 200
+        ]
+        assert code == 0
+        assert sum(delivered) > 500  # it was under load
+        assert len(logged) == sum(delivered)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["items"][1].update(guessing=2.0), "$.items[1].guessing"),
+        (lambda d: d["items"][0].update(discrimination=1e308), "$.items[0].discrimination"),
+        (lambda d: d["items"][2].update(difficulty=5.0), "$.items[2].difficulty: 5.0 disagrees"),
+        (lambda d: d["quadrature"].update(n_points=-5), "$.quadrature.n_points"),
+        (lambda d: d["history"][0].update(iteration="x"), "$.history[0].iteration"),
+    ],
+)
+def test_a_hostile_model_file_is_refused_before_serving(model_file, tmp_path, change, message):
+    doc = json.loads(model_file.read_text())
+    change(doc)
+    hostile = tmp_path / "model.json"
+    hostile.write_text(json.dumps(doc))
+    for sidecar in model_file.parent.glob("model.abilities.*.arrow"):
+        (tmp_path / sidecar.name).write_bytes(sidecar.read_bytes())
+    result = run("irt-nb", "serve", "--model", str(hostile), "--port", "1")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_big_cohort_is_ready_fast_and_readiness_says_loading_meanwhile(model_file, tmp_path):
+    model = load_model(model_file)
+    n = 1_000_000
+    ids = np.char.add("P", np.arange(n).astype(str))
+    rng = np.random.default_rng(0)
+    big = replace(
+        model, abilities=StudentAbilities.from_arrays(ids, rng.normal(size=n), np.full(n, 0.3))
+    )
+    path = save_model(big, tmp_path / "big.json")
+    with ApiServer(path, "--workers", "2", "--log-level", "warning") as server:
+        assert server.wait_ready() < 1  # already ready
+        status, reply, _ = call(
+            server,
+            "POST",
+            "/v1/probabilities",
+            {"student_id": "P999999", "items": model.item_ids[:1]},
+        )
+        assert status == 200 and reply["ability"]["theta"] == pytest.approx(
+            big.abilities.get("P999999")[0]
+        )
+    assert (tmp_path / "big.json").stat().st_size < 20_000  # the students are in the sidecar
+
+
+def test_a_full_disk_leaves_the_previous_model_in_place(model_file, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        message = f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})"
+        if IN_CI:
+            pytest.fail(message + "; CI runs as root")
+        pytest.skip(message)
+    try:
+        model = load_model(model_file)
+        save_model(replace(model, abilities=None), disk / "model.json")
+        before = (disk / "model.json").read_bytes()
+        (disk / "filler").write_bytes(b"\0" * (256 * 1024 - len(before) - 24 * 1024))
+        n = 20_000  # a sidecar of about 500 KB cannot fit
+        crowded = replace(
+            model,
+            abilities=StudentAbilities.from_arrays(
+                [f"S{i}" for i in range(n)], np.zeros(n), np.ones(n)
+            ),
+        )
+        with pytest.raises(OSError, match="No space left"):
+            save_model(crowded, disk / "model.json")
+        assert (disk / "model.json").read_bytes() == before
+        assert load_model(disk / "model.json").item_ids == model.item_ids
+        assert sorted(p.name for p in disk.iterdir()) == [
+            "filler",
+            "model.json",
+        ]  # no temporary files
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

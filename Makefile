@@ -89,5 +89,7 @@ bench: setup
 	$(BIN)/python bench/preparation.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/heavy_requests.py
+	$(BIN)/python bench/serve_start.py
 	$(BIN)/python bench/dask_cluster.py
 	$(BIN)/python bench/plot.py

@@ -310,9 +310,12 @@ def _json(data, status: int = 200, headers=None) -> Response:
     )
 
 
-def _service(request: Request) -> ModelService:
-    "The model being served; 503 while it loads or when it failed to load."
+async def _service(request: Request, wait: float = 10.0) -> ModelService:
+    "The model being served; a request that arrives while it loads waits up to `wait` s, then 503."
     state: ModelState = request.app.state.model
+    deadline = time.monotonic() + wait
+    while state.status == "loading" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     if state.service is None:
         detail = [f"the model is {state.status}" + (f": {state.error}" if state.error else "")]
         raise ApiError(503, "not_ready", detail, None, {"retry-after": "1"})
@@ -321,7 +324,7 @@ def _service(request: Request) -> ModelService:
 
 async def probabilities(request: Request) -> Response:
     body = await read_body(request, "probabilities_request")
-    service = _service(request)
+    service = await _service(request)
     unknown = body.get("unknown_items", "error")
     ability, warnings = service.ability(body, unknown, "$", request.state.scopes)
     columns, ids, more = service.columns(body["items"], unknown, "$.items")
@@ -336,7 +339,7 @@ async def probabilities(request: Request) -> Response:
 
 async def batch_probabilities(request: Request) -> Response:
     body = await read_body(request, "batch_request")
-    service = _service(request)
+    service = await _service(request)
     unknown = body.get("unknown_items", "error")
     columns, ids, warnings = service.columns(body["items"], unknown, "$.items")
     results = []
@@ -355,7 +358,7 @@ async def batch_probabilities(request: Request) -> Response:
 async def abilities(request: Request) -> Response:
     body = await read_body(request, "abilities_request")
     method = body.get("method", "eap")
-    theta, se, at_bound, n, warnings = _service(request).score(
+    theta, se, at_bound, n, warnings = (await _service(request)).score(
         body["responses"], method, body.get("unknown_items", "error"), "$.responses"
     )
     return _json(
@@ -380,12 +383,12 @@ def _item(service: ModelService, j: int) -> dict:
 
 
 async def items(request: Request) -> Response:
-    service = _service(request)
+    service = await _service(request)
     return _json({"items": [_item(service, j) for j in range(len(service.index))]})
 
 
 async def item(request: Request) -> Response:
-    service = _service(request)
+    service = await _service(request)
     item_id = request.path_params["item_id"]
     if item_id not in service.index:
         raise ApiError(404, "unknown_item", [f"no item {item_id!r} in the model"], None)
@@ -393,7 +396,7 @@ async def item(request: Request) -> Response:
 
 
 async def model_info(request: Request) -> Response:
-    m = _service(request).model
+    m = (await _service(request)).model
     return _json(
         {
             "model": m.model,

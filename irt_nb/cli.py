@@ -250,7 +250,11 @@ def serve_command(args: argparse.Namespace) -> int:
         server_limits=ServerLimits(
             header_timeout=args.header_timeout, body_timeout=args.body_timeout
         ),
-        api_limits=ApiLimits(max_body_bytes=args.max_body_bytes, max_units=args.max_units),
+        api_limits=ApiLimits(
+            max_body_bytes=args.max_body_bytes,
+            max_units=args.max_units,
+            units_per_second=args.heavy_rate,
+        ),
     )
 
 
@@ -390,6 +394,12 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--max-body-bytes", type=int, default=1 << 20)
     p.add_argument(
         "--max-units", type=int, default=20_000, help="probabilities + answers per request"
+    )
+    p.add_argument(
+        "--heavy-rate",
+        type=float,
+        default=100_000,
+        help="work units per second a worker gives to heavy requests (the rest wait or get 429)",
     )
     p.set_defaults(run=serve_command)
 

@@ -611,24 +611,35 @@ def simulate_sample_records(
 
 
 def create_sample_database(path: str | Path, seed: int = 0, **sizes) -> Path:
-    "Write the sample SQLite database (tables responses, items_truth, students_truth) to `path`."
+    "Write the sample SQLite database (tables responses, items_truth, students_truth) to `path`, atomically."
+    import os
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
     responses, items, students = simulate_sample_records(seed=seed, **sizes)
-    with sqlite3.connect(path) as db:
-        db.execute("""CREATE TABLE responses (response_id INTEGER PRIMARY KEY, student_id TEXT, student_name TEXT,
-                      item_id TEXT, item_name TEXT, item_difficulty_level INTEGER, subject TEXT, exam TEXT,
-                      correct TEXT, answered_at TEXT)""")
-        db.executemany(
-            "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            responses.astype(object)
-            .where(responses.notna(), None)
-            .itertuples(index=False, name=None),
-        )
-        db.execute("CREATE INDEX responses_exam_subject ON responses (exam, subject)")
-        items[["item_id", "subject", "discrimination", "difficulty"]].to_sql(
-            "items_truth", db, index=False
-        )
-        students[["student_id", "theta"]].to_sql("students_truth", db, index=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with sqlite3.connect(tmp) as db:
+            db.execute("""CREATE TABLE responses (response_id INTEGER PRIMARY KEY, student_id TEXT, student_name TEXT,
+                          item_id TEXT, item_name TEXT, item_difficulty_level INTEGER, subject TEXT, exam TEXT,
+                          correct TEXT, answered_at TEXT)""")
+            db.executemany(
+                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                responses.astype(object)
+                .where(responses.notna(), None)
+                .itertuples(index=False, name=None),
+            )
+            db.execute("CREATE INDEX responses_exam_subject ON responses (exam, subject)")
+            items[["item_id", "subject", "discrimination", "difficulty"]].to_sql(
+                "items_truth", db, index=False
+            )
+            students[["student_id", "theta"]].to_sql("students_truth", db, index=False)
+        db.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)  # a failed run leaves the previous database as it was
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

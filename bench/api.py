@@ -76,13 +76,19 @@ def wrk(url: str, seconds: int, lua: Path) -> dict:
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+def wrk_options(description: str) -> argparse.Namespace:
+    "--seconds and --rounds of a wrk benchmark; stops with a message when wrk is missing."
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
+    return args
+
+
+def main():
+    args = wrk_options(__doc__)
     model = model_file()
     body = json.dumps({"theta": 0.3, "items": [f"q{j:03d}" for j in range(0, 100, 5)]})
     lua = ROOT / "outputs/bench/post.lua"

@@ -8,10 +8,8 @@ limit). Rounds alternate alone / loaded, with the work meter at its default rate
 bench/results/heavy_requests.json.  Usage: make bench (or python bench/heavy_requests.py --seconds 10)
 """
 
-import argparse
 import json
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import BIN, ROOT, model_file, wait, wrk  # noqa: E402 (the same model and wrk wrapper)
+from api import BIN, ROOT, model_file, wait, wrk, wrk_options  # noqa: E402 (same model, same wrk)
 
 RESULTS = ROOT / "bench/results/heavy_requests.json"
 
@@ -72,12 +70,7 @@ def one_round(model: Path, rate: float, loaded: bool, seconds: int, port: int) -
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is not installed: apt-get install wrk")
+    args = wrk_options(__doc__)
     model = model_file()
     setups = {
         "alone": (100_000, False),

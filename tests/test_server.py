@@ -271,6 +271,9 @@ def test_sigterm_under_load_finishes_requests_logs_every_response_and_exits_0(mo
             for r in server.access_log()
             if r["path"] == "/v1/probabilities" and r["status"] == 200
         ]
+        print(
+            f"SIGTERM under load: {sum(delivered)} responses delivered, {len(logged)} logged, exit {code}"
+        )
         assert code == 0
         assert sum(delivered) > 500  # it was under load
         assert len(logged) == sum(delivered)

@@ -9,10 +9,12 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
 import os
+import platform
 import sys
 import threading
 import time
@@ -39,9 +41,10 @@ from irt_nb.calculation import (
     load_model,
     score_persons,
 )
+from .registry import Registry, record_canary, version_id
 
 # %% auto #0
-__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'create_app', 'app_from_environment']
+__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
 
 # %% ../nbs/05_api.ipynb #7718cc76
 SCHEMAS_DIR = (
@@ -117,6 +120,7 @@ class ModelService:
         self.index = {item: j for j, item in enumerate(model.item_ids)}
         self.a, self.b, self.c = model.discrimination, model.difficulty, model.guessing
         self.abilities = model.abilities
+        self.version: str | None = None  # the registry version it serves, when it comes from one
 
     def columns(
         self, ids: list[str], unknown: str, path: str
@@ -196,6 +200,65 @@ class ModelService:
         ]
 
 # %% ../nbs/05_api.ipynb #d54bc863
+@dataclass(frozen=True)
+class Served:
+    "What a worker answers with: the current version and, during a canary, the candidate beside it."
+
+    current: ModelService
+    version: str
+    canary: ModelService | None = None
+    canary_version: str | None = None
+    fraction: float = 0.0
+    shadow: bool = False
+
+    def choose(self, key: str) -> tuple[ModelService, str, ModelService | None]:
+        "(the service that answers, its version, the other one to compare with, if any) for a routing key."
+        if self.canary is None:
+            return self.current, self.version, None
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        picked = int.from_bytes(digest, "big") / 2**64 < self.fraction
+        if self.shadow:
+            return self.current, self.version, self.canary if picked else None
+        if picked:
+            return self.canary, self.canary_version, self.current
+        return self.current, self.version, None
+
+    def current_pair(self) -> list[ModelService]:
+        return [s for s in (self.current, self.canary) if s is not None]
+
+
+class CanaryStats:
+    "This worker's running comparison of the two versions' answers."
+
+    FIELDS = (
+        "n_compared",
+        "n_answered_by_canary",
+        "n_probabilities",
+        "sum_abs_dp",
+        "max_abs_dp",
+        "sum_abs_dtheta",
+        "max_abs_dtheta",
+    )
+
+    def __init__(self, version: str):
+        self.version, self.dirty = version, False
+        for f in self.FIELDS:
+            setattr(self, f, 0)
+
+    def add(self, dtheta: float, dp: list[float], answered_by_canary: bool) -> None:
+        self.n_compared += 1
+        self.n_answered_by_canary += answered_by_canary
+        self.n_probabilities += len(dp)
+        self.sum_abs_dp += float(sum(dp))
+        self.max_abs_dp = max(self.max_abs_dp, max(dp, default=0.0))
+        self.sum_abs_dtheta += dtheta
+        self.max_abs_dtheta = max(self.max_abs_dtheta, dtheta)
+        self.dirty = True
+
+    def as_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+# %% ../nbs/05_api.ipynb #c133c9a8
 @dataclass(frozen=True)
 class ApiLimits:
     "How much one request may ask of a worker."
@@ -300,7 +363,7 @@ async def read_body(request: Request, schema: str) -> dict:
     await request.app.state.meter.take(units)
     return body
 
-# %% ../nbs/05_api.ipynb #c133c9a8
+# %% ../nbs/05_api.ipynb #f1d38a76
 def _json(data, status: int = 200, headers=None) -> Response:
     return Response(
         orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
@@ -310,57 +373,110 @@ def _json(data, status: int = 200, headers=None) -> Response:
     )
 
 
-async def _service(request: Request, wait: float = 10.0) -> ModelService:
-    "The model being served; a request that arrives while it loads waits up to `wait` s, then 503."
+async def _served(request: Request, wait: float = 10.0) -> Served:
+    "What this worker serves; a request that arrives while the model loads waits up to `wait` s, then 503."
     state: ModelState = request.app.state.model
     deadline = time.monotonic() + wait
-    while state.status == "loading" and time.monotonic() < deadline:
+    while state.served is None and state.status == "loading" and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    if state.service is None:
+    if state.served is None:
         detail = [f"the model is {state.status}" + (f": {state.error}" if state.error else "")]
         raise ApiError(503, "not_ready", detail, None, {"retry-after": "1"})
-    return state.service
+    return state.served
+
+
+async def _service(request: Request) -> ModelService:
+    "The current version's service (for the endpoints a canary does not take part in)."
+    served = await _served(request)
+    request.scope["state"]["model_version"] = served.version
+    return served.current
+
+
+async def _answering(
+    request: Request, key: str | None
+) -> tuple[Served, ModelService, ModelService | None]:
+    "The service that answers this request (current or canary), and the other one to compare with, if any."
+    served = await _served(request)
+    service, version, other = served.choose(key or request.state.request_id)
+    request.scope["state"]["model_version"] = version
+    return served, service, other
+
+
+def _compare(
+    request: Request,
+    served: Served,
+    service: ModelService,
+    other: ModelService,
+    student: dict,
+    ability: dict,
+    answered: list[dict],
+    item_ids: list[str],
+) -> None:
+    "Record how the other version would have answered this student (canary statistics)."
+    stats = request.app.state.model.canary_stats
+    if stats is None or stats.version != served.canary_version:
+        return
+    try:
+        theirs, _ = other.ability(student, "skip", "$", request.state.scopes)
+        columns, kept, _ = other.columns(item_ids, "skip", "$.items")
+        their_p = dict(zip(kept, other.probabilities(theirs["theta"], columns, kept), strict=True))
+    except ApiError:  # e.g. a student or items the other version does not know
+        return
+    dp = [
+        abs(p["probability"] - their_p[p["item_id"]]["probability"])
+        for p in answered
+        if p["item_id"] in their_p
+    ]
+    stats.add(abs(ability["theta"] - theirs["theta"]), dp, service is served.canary)
 
 
 async def probabilities(request: Request) -> Response:
     body = await read_body(request, "probabilities_request")
-    service = await _service(request)
+    served, service, other = await _answering(request, body.get("student_id"))
     unknown = body.get("unknown_items", "error")
     ability, warnings = service.ability(body, unknown, "$", request.state.scopes)
     columns, ids, more = service.columns(body["items"], unknown, "$.items")
-    return _json(
-        {
-            "ability": ability,
-            "probabilities": service.probabilities(ability["theta"], columns, ids),
-            "warnings": warnings + more,
-        }
-    )
+    answered = service.probabilities(ability["theta"], columns, ids)
+    if other is not None:
+        _compare(request, served, service, other, body, ability, answered, ids)
+    return _json({"ability": ability, "probabilities": answered, "warnings": warnings + more})
 
 
 async def batch_probabilities(request: Request) -> Response:
     body = await read_body(request, "batch_request")
-    service = await _service(request)
+    first = body["students"][0] if body["students"] else {}
+    served, service, other = await _answering(request, first.get("student_id"))
     unknown = body.get("unknown_items", "error")
     columns, ids, warnings = service.columns(body["items"], unknown, "$.items")
     results = []
     for i, student in enumerate(body["students"]):
         ability, more = service.ability(student, unknown, f"$.students[{i}]", request.state.scopes)
         warnings += more
-        results.append(
-            {
-                "ability": ability,
-                "probabilities": service.probabilities(ability["theta"], columns, ids),
-            }
-        )
+        answered = service.probabilities(ability["theta"], columns, ids)
+        if other is not None:
+            _compare(request, served, service, other, student, ability, answered, ids)
+        results.append({"ability": ability, "probabilities": answered})
     return _json({"results": results, "warnings": warnings})
 
 
 async def abilities(request: Request) -> Response:
     body = await read_body(request, "abilities_request")
     method = body.get("method", "eap")
-    theta, se, at_bound, n, warnings = (await _service(request)).score(
+    served, service, other = await _answering(request, None)
+    theta, se, at_bound, n, warnings = service.score(
         body["responses"], method, body.get("unknown_items", "error"), "$.responses"
     )
+    if other is not None:
+        _compare(
+            request,
+            served,
+            service,
+            other,
+            {"responses": body["responses"]},
+            {"theta": theta},
+            [],
+            [],
+        )
     return _json(
         {
             "theta": theta,
@@ -372,7 +488,7 @@ async def abilities(request: Request) -> Response:
         }
     )
 
-# %% ../nbs/05_api.ipynb #c33eff31
+# %% ../nbs/05_api.ipynb #9e851561
 def _item(service: ModelService, j: int) -> dict:
     m = service.model
     return {
@@ -412,6 +528,7 @@ async def model_info(request: Request) -> Response:
             "n_quadrature": m.n_quadrature,
             "package_version": irt_nb.__version__,
             "students_known": len(m.abilities) if m.abilities is not None else 0,
+            **request.app.state.model.describe(),
         }
     )
 
@@ -422,16 +539,23 @@ async def health(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     state: ModelState = request.app.state.model
-    if state.service is None:
+    if state.served is None:
         detail = {"status": state.status, **({"detail": state.error} if state.error else {})}
         return _json(detail, 503, {"retry-after": "1"})
-    return _json({"status": "ready", "data_fingerprint": state.service.model.data_fingerprint})
+    served = state.served
+    return _json(
+        {
+            "status": "ready",
+            "version": served.version,
+            "data_fingerprint": served.current.model.data_fingerprint,
+        }
+    )
 
 
 async def openapi(request: Request) -> Response:
     return _json(request.app.state.openapi)
 
-# %% ../nbs/05_api.ipynb #9e851561
+# %% ../nbs/05_api.ipynb #954deea1
 @dataclass(frozen=True)
 class Endpoint:
     "One route of the API, everything the app and the OpenAPI document need to know about it."
@@ -495,7 +619,7 @@ ENDPOINTS = (
     Endpoint("/openapi.json", "GET", openapi, None, "this document"),
 )
 
-# %% ../nbs/05_api.ipynb #954deea1
+# %% ../nbs/05_api.ipynb #eee97eef
 ALL_SCOPES = frozenset({"read", "students", "write", "admin"})
 
 
@@ -536,7 +660,7 @@ def guarded(endpoint: Endpoint) -> Callable:
 
     return view
 
-# %% ../nbs/05_api.ipynb #1dcf2bcf
+# %% ../nbs/05_api.ipynb #7e094b81
 log = logging.getLogger("irt_nb.api")
 
 
@@ -605,10 +729,14 @@ class AccessLog:
 
 
 class RequestIdMiddleware:
-    "Adds `x-request-id` to every response and writes one JSON access-log line per request."
+    "Adds `x-request-id` and `x-model-version` to every response and writes one JSON access-log line per request."
 
-    def __init__(self, app, access_log: AccessLog | None = None):
-        self.app, self.access_log = app, access_log
+    def __init__(self, app, access_log: AccessLog | None = None, state=None):
+        self.app, self.access_log, self.state = app, access_log, state
+
+    def _current_version(self) -> str | None:
+        served = self.state.served if self.state is not None else None
+        return served.version if served is not None else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -626,7 +754,12 @@ class RequestIdMiddleware:
         async def send_with_id(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id)]
+                version = state.get("model_version") or self._current_version()
+                if version:
+                    state["model_version"] = version
+                    headers.append((b"x-model-version", version.encode()))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -640,11 +773,12 @@ class RequestIdMiddleware:
                     "status": status[0],
                     "ms": round(1000 * (time.perf_counter() - started), 2),
                 }
-                if "key_id" in state:
-                    record["key_id"] = state["key_id"]
+                for field in ("key_id", "model_version"):
+                    if field in state:
+                        record[field] = state[field]
                 self.access_log.write(record)
 
-# %% ../nbs/05_api.ipynb #eee97eef
+# %% ../nbs/05_api.ipynb #9188c6f1
 def _with_item_ids(schema, item_ids: list[str]):
     "A copy of `schema` in which item ids (request lists and answer keys) are limited to the model's items."
     if isinstance(schema, list):
@@ -743,37 +877,120 @@ def openapi_document(
         },
     }
 
-# %% ../nbs/05_api.ipynb #9188c6f1
+# %% ../nbs/05_api.ipynb #87f3f9d3
 class ModelState:
-    "The model a worker serves: loading, ready (with its service) or failed (with the reason)."
+    "What a worker serves: loading, ready (with a `Served`) or failed (with the reason); follows a registry."
 
     def __init__(self):
-        self.status, self.service, self.error = "loading", None, None
+        self.status, self.served, self.error = "loading", None, None
+        self.canary_stats: CanaryStats | None = None
+        self._applied = self._failed = None
 
     def load(self, model: CalibratedModel | str | Path) -> None:
+        "Serve one model (an object or a model file) for the life of the worker."
         try:
             loaded = model if isinstance(model, CalibratedModel) else load_model(model)
-            self.service, self.status = ModelService(loaded), "ready"
+            self.served, self.status = Served(ModelService(loaded), model_version(model)), "ready"
         except Exception as e:  # noqa: BLE001 (reported by /ready, never raised into the server)
             self.status, self.error = "failed", str(e)
             log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
 
+    def follow(self, registry: Registry, poll: float = 0.5) -> None:
+        "Serve the registry's current version (and canary), following its pointer every `poll` seconds."
+        worker = f"{platform.node()}-{os.getpid()}"
+        while True:
+            self._apply(registry)
+            stats = self.canary_stats
+            if stats is not None and stats.dirty:
+                stats.dirty = False
+                try:
+                    record_canary(registry, stats.version, worker, stats.as_dict())
+                except Exception as e:  # noqa: BLE001 (a registry that cannot be written: say so, keep serving)
+                    log.error(json.dumps({"event": "canary_record_failed", "error": str(e)}))
+            time.sleep(poll)
+
+    def _apply(self, registry: Registry) -> None:
+        "Load what the pointer names, unless it is what is served (or what failed to load last time)."
+        try:
+            pointer = registry.pointer()
+            canary = pointer.get("canary") or {}
+            wanted = (
+                pointer["current"],
+                canary.get("version"),
+                canary.get("fraction", 0.0),
+                canary.get("shadow", False),
+            )
+            if wanted in (self._applied, self._failed):
+                return
+            if wanted[0] is None:
+                raise ValueError(f"{registry.url} has no current version: promote one")
+            have = {s.version: s for s in (self.served.current_pair() if self.served else [])}
+            current = have.get(wanted[0]) or ModelService(registry.load(wanted[0]))
+            other = (
+                (have.get(wanted[1]) or ModelService(registry.load(wanted[1])))
+                if wanted[1]
+                else None
+            )
+        except Exception as e:  # noqa: BLE001 (a bad version never replaces a good one: report, keep serving)
+            self._failed, self.error = locals().get("wanted"), str(e)
+            self.status = "ready" if self.served is not None else "failed"
+            log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
+            return
+        if wanted[1] != (self.served.canary_version if self.served else None):
+            self.canary_stats = CanaryStats(wanted[1]) if wanted[1] else None
+        current.version = wanted[0]
+        if other is not None:
+            other.version = wanted[1]
+        self.served = Served(current, wanted[0], other, wanted[1], wanted[2], wanted[3])
+        self.status, self.error, self._applied, self._failed = "ready", None, wanted, None
+        log.warning(
+            json.dumps({"event": "model_loaded", "version": wanted[0], "canary": wanted[1]})
+        )
+
+    def describe(self) -> dict:
+        "Version, canary and the last failed load, for /v1/model."
+        served = self.served
+        return {
+            "version": served.version if served else None,
+            "canary": {
+                "version": served.canary_version,
+                "fraction": served.fraction,
+                "shadow": served.shadow,
+            }
+            if served and served.canary
+            else None,
+            "last_load_error": self.error,
+        }
+
+
+def model_version(model) -> str:
+    "The version id of a model file (a hash of its content); 'unsaved' for a model object."
+    if isinstance(model, CalibratedModel):
+        return "unsaved"
+    return version_id(json.loads(Path(model).read_text(encoding="utf-8")))
+
 
 def create_app(
-    model: CalibratedModel | str | Path,  # a model or the path of a model file
+    model: CalibratedModel
+    | str
+    | Path
+    | Registry,  # a model, a model file, or a registry to follow
     limits: ApiLimits | None = None,  # body size, work per request, metering
     keys: KeyStore | None = None,  # API keys (None: every caller has every scope)
     access_log: AccessLog
     | None = None,  # one JSON line per request goes here (None: no access log)
     background: bool = False,  # load a model file in a thread (readiness says `loading` meanwhile)
+    poll: float = 0.5,  # seconds between looks at a registry's pointer
 ) -> Starlette:
     "The API application (Starlette) serving `model`."
     state = ModelState()
-    if background and not isinstance(model, CalibratedModel):
+    if isinstance(model, Registry):
+        threading.Thread(target=state.follow, args=(model, poll), daemon=True).start()
+    elif background and not isinstance(model, CalibratedModel):
         threading.Thread(target=state.load, args=(model,), daemon=True).start()
     else:
         state.load(model)
-        if state.service is None:
+        if state.served is None:
             raise ValueError(state.error)
 
     @contextlib.asynccontextmanager
@@ -794,9 +1011,14 @@ def create_app(
     app.state.model, app.state.keys = state, keys
     app.state.limits = limits or ApiLimits()
     app.state.meter = WorkMeter(app.state.limits)
-    item_ids = list(model.item_ids) if isinstance(model, CalibratedModel) else None
-    app.state.openapi = openapi_document(item_ids or _item_ids_of(model), secured=keys is not None)
-    app.add_middleware(RequestIdMiddleware, access_log=access_log)
+    if isinstance(model, Registry):
+        item_ids = None  # a promotion may change the items
+    else:
+        item_ids = (
+            list(model.item_ids) if isinstance(model, CalibratedModel) else _item_ids_of(model)
+        )
+    app.state.openapi = openapi_document(item_ids, secured=keys is not None)
+    app.add_middleware(RequestIdMiddleware, access_log=access_log, state=state)
     return app
 
 
@@ -817,8 +1039,11 @@ def app_from_environment() -> Starlette:
     logging.basicConfig(level=level, format="%(message)s")
     access_log = AccessLog() if logging.getLevelName(level) <= logging.INFO else None
     keys = KeyStore(os.environ["IRT_NB_KEYS"]) if os.environ.get("IRT_NB_KEYS") else None
+    registry = os.environ.get("IRT_NB_REGISTRY")
+    options = json.loads(os.environ.get("IRT_NB_REGISTRY_OPTIONS") or "{}")
     return create_app(
-        os.environ["IRT_NB_MODEL"],
+        Registry(registry, options) if registry else os.environ["IRT_NB_MODEL"],
+        poll=float(os.environ.get("IRT_NB_POLL", 0.5)),
         limits=ApiLimits.from_environment(),
         keys=keys,
         access_log=access_log,

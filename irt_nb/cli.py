@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from .calculation import MODELS
@@ -20,7 +22,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -105,18 +107,18 @@ def fit_command(args: argparse.Namespace) -> int:
 
     if args.scheduler:
         return _fit_distributed(args)
-    run = calibrate(
-        args.source,
+    settings = {
+        "source": args.source,
         **_read_options(args),
-        attempt_policy=args.attempt_policy,
-        min_item_responses=args.min_item_responses,
-        min_person_responses=args.min_person_responses,
-        model=args.model,
-        n_quadrature=args.quadrature,
-        tol_param=args.tol,
-        max_iter=args.max_iter,
-        progress=not args.quiet,
-    )
+        "attempt_policy": args.attempt_policy,
+        "min_item_responses": args.min_item_responses,
+        "min_person_responses": args.min_person_responses,
+        "model": args.model,
+        "n_quadrature": args.quadrature,
+        "tol_param": args.tol,
+        "max_iter": args.max_iter,
+    }
+    run = calibrate(**settings, progress=not args.quiet)
     out = save_model(run.model, args.out)
     report = write_atomic(
         out.with_name(out.stem + "_processing_report.csv"), run.matrix.report.to_csv(index=False)
@@ -124,7 +126,40 @@ def fit_command(args: argparse.Namespace) -> int:
     print(run.matrix.report.to_string(index=False))
     _print_fit(run.model, "")
     print(f"model: {out}\nprocessing report: {report}")
+    if args.registry:
+        _register(args, run, settings)
     return 0
+
+
+def _absolute(source: str) -> str:
+    "A local file or SQLite path made absolute, so that a registered calibration can be refitted from anywhere."
+    if source.startswith("sqlite:///") and not source.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(source[len("sqlite:///") :]).resolve())
+    return source if "://" in source else str(Path(source).resolve())
+
+
+def _register(args: argparse.Namespace, run, settings: dict) -> str:
+    "Register a calibration with its settings and held-out quality; print the version id."
+    from irt_nb.registry import Registry, register_calibration
+
+    registry = Registry(args.registry, _options(args))
+    settings = {**settings, "source": _absolute(settings["source"])}
+    vid = register_calibration(
+        registry, run.model, run.matrix.codes, settings, args.reason, holdout=args.holdout
+    )
+    metrics = registry.version(vid).metrics
+    quality = (
+        f", held-out log-loss {metrics['holdout_logloss']:.4f}, AUC {metrics['holdout_auc']:.4f}"
+        if "holdout_logloss" in metrics
+        else ""
+    )
+    print(f"registered version {vid} in {args.registry}{quality}")
+    return vid
+
+
+def _options(args: argparse.Namespace) -> dict:
+    "fsspec storage options from repeated --storage-option KEY=VALUE."
+    return dict(pair.split("=", 1) for pair in (getattr(args, "storage_option", None) or []))
 
 
 def _print_fit(m, where: str) -> None:
@@ -216,7 +251,26 @@ def report_command(args: argparse.Namespace) -> int:
     print(
         f"report: {run.html}\nexecuted notebook: {run.notebook}\nmodel and metrics: {run.output_dir}"
     )
+    if args.registry:
+        _register_report(args, run)
     return 0
+
+
+def _register_report(args: argparse.Namespace, run) -> None:
+    "Register the report's calibration: the same settings, refitted here for the held-out quality."
+    from irt_nb.pipeline import calibrate
+
+    used = json.loads((run.output_dir / "metrics.json").read_text())["parameters"]
+    settings = {
+        "source": used["source"],
+        "exam": used["exam"] or None,
+        "subject": used["subject"] or None,
+        "model": used["model"],
+        "n_quadrature": used["n_quadrature"],
+        "min_item_responses": used["min_item_responses"],
+        "min_person_responses": used["min_person_responses"],
+    }
+    _register(args, calibrate(**settings, progress=False), settings)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -227,19 +281,35 @@ def serve_command(args: argparse.Namespace) -> int:
     from irt_nb.server import ServerLimits, check_exposure, run_server
 
     check_exposure(args.host, args.keys, args.insecure)
-    model = load_model(args.model)  # a bad model file stops here, before any worker starts
+    if (args.model is None) == (args.registry is None):
+        raise ValueError("give either --model FILE or --registry URL")
+    if args.registry:  # the current version must load here, before any worker starts
+        from irt_nb.registry import Registry
+
+        registry = Registry(args.registry, _options(args))
+        current = registry.pointer()["current"]
+        if current is None:
+            raise ValueError(f"{args.registry} has no current version: irt-nb models promote first")
+        model = registry.load(current)
+    else:
+        model = load_model(args.model)  # a bad model file stops here, before any worker starts
     if args.keys:
         active = KeyStore(args.keys).active()
         if not active:
             raise ValueError(f"{args.keys}: no active key; create one with irt-nb keys create")
     access = f"API keys from {args.keys}" if args.keys else "no API keys (loopback only)"
+    if args.registry:
+        access += f", following {args.registry}"
     print(
         f"serving {model.model} model of {len(model.item_ids)} items on http://{args.host}:{args.port} "
         f"({args.workers} workers, {access})",
         flush=True,
     )
     return run_server(
-        str(Path(args.model).resolve()),
+        str(Path(args.model).resolve()) if args.model else None,
+        registry=args.registry,
+        registry_options=_options(args),
+        poll=args.poll,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -278,6 +348,103 @@ def keys_command(args: argparse.Namespace) -> int:
                 f"{k['key_id']}  {k['name']}  scopes={','.join(k['scopes'])}  created {k['created']}  {state}"
             )
     return 0
+
+
+def models_command(args: argparse.Namespace) -> int:
+    "The model registry: add, list, show, promote, rollback, canary, verify."
+    from irt_nb import registry as reg
+
+    registry = reg.Registry(args.registry, _options(args))
+    if args.action == "add":
+        print(f"registered version {registry.add(args.model, args.reason)}")
+    elif args.action == "list":
+        _list_versions(registry)
+    elif args.action == "show":
+        _show_version(registry, args.version)
+    elif args.action == "promote":
+        tolerances = reg.GateTolerances(
+            logloss=args.logloss_tolerance, auc=args.auc_tolerance, item_shift=args.item_shift
+        )
+        try:
+            checks = reg.promote(
+                registry,
+                args.version,
+                args.by,
+                args.reason,
+                args.force,
+                args.require_canary,
+                tolerances,
+            )
+        except reg.GateRefused as refused:
+            print(f"irt-nb models promote: {refused}", file=sys.stderr)
+            return 1
+        for check in checks:
+            print(f"{'pass' if check['passed'] else 'FAIL'} {check['check']}: {check['detail']}")
+        print(
+            f"current version: {registry.pointer()['current']}"
+            + (" (forced)" if args.force and not all(c["passed"] for c in checks) else "")
+        )
+    elif args.action == "rollback":
+        print(f"current version: {reg.rollback(registry, args.by, args.reason, args.to)}")
+    elif args.action == "canary":
+        if args.stop:
+            reg.stop_canary(registry, args.by)
+            print("canary stopped")
+        else:
+            reg.start_canary(registry, args.version, args.fraction, args.shadow, args.by)
+            mode = "in shadow" if args.shadow else "answering"
+            print(f"canary {args.version} {mode} {args.fraction:.0%} of requests")
+    elif args.action == "verify":
+        problems = reg.verify(registry, args.version)
+        for problem in problems:
+            print(f"irt-nb models verify: {problem}", file=sys.stderr)
+        print(
+            f"version {args.version}: "
+            + (
+                "reproduced (same fingerprint, parameters within 1e-8)"
+                if not problems
+                else "NOT reproduced"
+            )
+        )
+        return 1 if problems else 0
+    return 0
+
+
+def _list_versions(registry) -> None:
+    pointer = registry.pointer()
+    canary = (pointer.get("canary") or {}).get("version")
+    for v in registry.versions():
+        mark = (
+            "current"
+            if v.version_id == pointer["current"]
+            else "canary"
+            if v.version_id == canary
+            else ""
+        )
+        quality = (
+            f"log-loss {v.metrics['holdout_logloss']:.4f} AUC {v.metrics['holdout_auc']:.4f}"
+            if "holdout_logloss" in v.metrics
+            else "no held-out metrics"
+        )
+        print(
+            f"{v.version_id}  {v.created[:19]}  {v.provenance.get('model', '?')}  {quality}  {mark:8} {v.reason}"
+        )
+
+
+def _show_version(registry, vid: str) -> None:
+    from irt_nb import registry as reg
+
+    version = registry.version(vid)
+    print(
+        json.dumps(
+            {
+                "version": asdict(version),
+                "gates": reg.gates(registry, version.version_id),
+                "canary": reg.canary_report(registry, version.version_id),
+            },
+            indent=1,
+        )
+    )
 
 # %% ../nbs/99_cli.ipynb #8adf941e
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -323,7 +490,25 @@ def _add_fit_parser(sub) -> None:
         "--scheduler",
         help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset",
     )
+    _add_registry_options(p, required=False)
     p.set_defaults(run=fit_command)
+
+
+def _add_registry_options(p, required: bool) -> None:
+    "Where the model registry is (fit and report register into it when given)."
+    p.add_argument(
+        "--registry", required=required, help="model registry: a folder or URL (s3://...)"
+    )
+    p.add_argument("--reason", default="calibration", help="why this version is registered")
+    p.add_argument(
+        "--holdout", type=float, default=0.1, help="share of answers held out for quality"
+    )
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fsspec option of the registry",
+    )
 
 
 def _add_score_parser(sub) -> None:
@@ -364,12 +549,21 @@ def _add_report_parser(sub) -> None:
         "--help-parameters", action="store_true", help="list the report's parameters and exit"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_registry_options(p, required=False)
     p.set_defaults(run=report_command)
 
 
 def _add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve probabilities from a model file over HTTP")
-    p.add_argument("--model", required=True, type=Path, help="model JSON written by `irt-nb fit`")
+    p.add_argument("--model", type=Path, help="model JSON written by `irt-nb fit`")
+    p.add_argument("--registry", help="serve the registry's current version, following promotions")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between looks at the registry")
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fsspec option of the registry",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
@@ -423,6 +617,58 @@ def _add_keys_parser(sub) -> None:
     p.set_defaults(run=keys_command)
 
 
+def _add_models_parser(sub) -> None:
+    p = sub.add_parser(
+        "models", help="the model registry: add, list, show, promote, rollback, canary, verify"
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="register a model file")
+    add.add_argument("model", type=Path)
+    add.add_argument("--reason", required=True)
+    actions.add_parser("list", help="versions, the current one and the canary")
+    show = actions.add_parser("show", help="a version: provenance, metrics, gate decisions, canary")
+    promote = actions.add_parser("promote", help="serve a version, if it passes the gate")
+    promote.add_argument(
+        "--force", action="store_true", help="promote despite failed checks (recorded)"
+    )
+    promote.add_argument(
+        "--require-canary", action="store_true", help="the canary record must pass too"
+    )
+    promote.add_argument("--logloss-tolerance", type=float, default=0.02)
+    promote.add_argument("--auc-tolerance", type=float, default=0.02)
+    promote.add_argument(
+        "--item-shift", type=float, default=0.5, help="largest shared-item difficulty change"
+    )
+    rollback = actions.add_parser("rollback", help="serve the previous version again")
+    rollback.add_argument("--to", help="this version instead of the previous one")
+    canary = actions.add_parser("canary", help="serve a candidate beside the current version")
+    canary.add_argument("--fraction", type=float, default=0.1)
+    canary.add_argument(
+        "--shadow", action="store_true", help="score a copy of traffic, never answer with it"
+    )
+    canary.add_argument("--stop", action="store_true")
+    verify = actions.add_parser(
+        "verify", help="refit from the recorded source and settings; compare"
+    )
+    for action, needs_version in (
+        (add, False),
+        (actions.choices["list"], False),
+        (show, True),
+        (promote, True),
+        (rollback, False),
+        (canary, True),
+        (verify, True),
+    ):
+        action.add_argument("registry", help="a folder or URL (s3://...)")
+        if needs_version:
+            action.add_argument("version", nargs="?" if action is canary else None)
+        action.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+        if action in (promote, rollback, canary):
+            action.add_argument("--by", help="who (default: the user name); recorded")
+            action.add_argument("--reason", default=action.prog.split()[-1], help="why; recorded")
+    p.set_defaults(run=models_command)
+
+
 def _add_notebook_parsers(sub) -> None:
     p = sub.add_parser(
         "stages", help="cells per stage and stage hand-offs of a stage-tagged notebook"
@@ -474,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_report_parser,
         _add_serve_parser,
         _add_keys_parser,
+        _add_models_parser,
     ):
         add(sub)
     _add_notebook_parsers(sub)

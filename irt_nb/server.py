@@ -173,7 +173,7 @@ def check_exposure(host: str, keys: str | None, insecure: bool) -> None:
 
 # %% ../nbs/05b_server.ipynb #cbf2c7cd
 def run_server(
-    model: str,  # model file
+    model: str | None,  # model file (or None with `registry`)
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 2,
@@ -183,6 +183,9 @@ def run_server(
     graceful_timeout: float = 10.0,  # seconds requests in flight get to finish on SIGTERM
     server_limits: ServerLimits | None = None,
     api_limits=None,  # irt_nb.api.ApiLimits
+    registry: str | None = None,  # serve the current version of this registry, following promotions
+    registry_options: dict | None = None,  # fsspec options of the registry (S3 key, endpoint...)
+    poll: float = 0.5,  # seconds between looks at the registry's pointer
 ) -> int:
     "Serve the API until SIGTERM or SIGINT; 0 after a clean stop."
     import importlib.util
@@ -191,7 +194,10 @@ def run_server(
 
     check_exposure(host, keys, insecure)
     os.environ.update(
-        IRT_NB_MODEL=str(model),
+        IRT_NB_MODEL=str(model or ""),
+        IRT_NB_REGISTRY=str(registry or ""),
+        IRT_NB_REGISTRY_OPTIONS=json.dumps(registry_options or {}),
+        IRT_NB_POLL=str(poll),
         IRT_NB_LOG_LEVEL=log_level,
         IRT_NB_KEYS=str(keys or ""),
         IRT_NB_SERVER_LIMITS=json.dumps(asdict(server_limits or ServerLimits())),

@@ -144,12 +144,12 @@ class ApiServer:
     def __enter__(self):
         from conftest import BIN
 
+        model = ["--model", str(self.model)] if self.model is not None else []
         self.process = subprocess.Popen(
             [
                 str(BIN / "irt-nb"),
                 "serve",
-                "--model",
-                str(self.model),
+                *model,
                 "--port",
                 str(self.port),
                 *self.options,

@@ -1,0 +1,260 @@
+"""The model registry and shipping a new model to a running server (`irt-nb serve --registry`, 2 workers).
+
+Promotion and rollback under steady load with zero failed requests, every gate refusal with its reason,
+a corrupt version that never replaces the served one, the canary fraction, `verify`, and the same
+registry on the S3-compatible test server.
+"""
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import run
+from servers import ApiServer, S3Server
+
+from irt_nb.calculation import load_model, save_model
+from irt_nb.pipeline import calibrate
+from irt_nb.preparation import create_sample_database
+from irt_nb.registry import Registry, canary_report, register_calibration, start_canary
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("registry")
+    db = create_sample_database(folder / "sample.sqlite", seed=11, n_students=1500)
+    return folder, {
+        "source": f"sqlite:///{db}",
+        "exam": "2026-spring",
+        "subject": "math",
+        "model": "2pl",
+    }
+
+
+def register(registry, settings, reason, **overrides):
+    "Calibrate with `settings` (+ overrides) and register the result; the version id."
+    used = {**settings, **overrides}
+    fitted = calibrate(**used, progress=False)
+    return register_calibration(registry, fitted.model, fitted.matrix.codes, used, reason)
+
+
+def registry_cli(*args):
+    return run("irt-nb", "models", *map(str, args))
+
+
+def test_each_gate_failure_is_refused_with_its_reason(sample, tmp_path):
+    folder, settings = sample
+    registry = Registry(tmp_path / "registry")
+    v1 = register(registry, settings, "spring")
+    assert registry_cli("promote", registry.url, v1).returncode == 0
+    model = load_model(f"{registry.url}/versions/{v1}/model.json")
+    not_converged = register(registry, settings, "capped", max_iter=2, tol_param=1e-12)
+    at_bound = replace(
+        model,
+        discrimination=np.r_[10.0, model.discrimination[1:]],
+        intercept=np.r_[model.intercept[0] * 10 / model.discrimination[0], model.intercept[1:]],
+    )
+    at_bound.difficulty = -at_bound.intercept / at_bound.discrimination
+    shifted = replace(
+        model,
+        intercept=model.intercept - model.discrimination * 1.0,
+        difficulty=model.difficulty + 1.0,
+        abilities=None,
+    )
+    added = {}
+    for name, variant in (("at_bound", at_bound), ("shifted", shifted)):
+        path = save_model(variant, tmp_path / f"{name}.json")
+        added[name] = registry.add(path, name, metrics=registry.version(v1).metrics)
+    noise_codes = np.where(
+        np.random.default_rng(0).random((1500, 30)) < 0.3,
+        -1,
+        np.random.default_rng(1).integers(0, 2, (1500, 30)),
+    ).astype(np.int8)
+    noise = register_calibration(
+        registry, replace(model, abilities=None), noise_codes, settings, "noise"
+    )
+    expected = {
+        not_converged: "converged: did not converge",
+        added["at_bound"]: "parameters: items at the engine's bounds",
+        added["shifted"]: "scale: 30 shared items: mean difficulty shift +1.000",
+        noise: "quality: held-out log-loss",
+    }
+    for version, reason in expected.items():
+        refused = registry_cli("promote", registry.url, version)
+        assert refused.returncode == 1 and reason in refused.stderr, (version, refused.stderr)
+        assert registry.pointer()["current"] == v1
+        decision = json.loads(registry_cli("show", registry.url, version).stdout)["gates"][-1]
+        assert decision["promoted"] is False and reason.split(":")[0] in {
+            c["check"] for c in decision["checks"] if not c["passed"]
+        }
+    same = register(registry, settings, "refit", tol_param=1e-5)
+    refused = registry_cli("promote", registry.url, same, "--require-canary")
+    assert refused.returncode == 1 and "canary: 0 requests compared" in refused.stderr
+    forced = registry_cli(
+        "promote",
+        registry.url,
+        added["shifted"],
+        "--force",
+        "--by",
+        "ana",
+        "--reason",
+        "linked by hand",
+    )
+    assert forced.returncode == 0, forced.stderr
+    last = registry.pointer()["history"][-1]
+    assert (last["by"], last["reason"], last["forced"], last["current"]) == (
+        "ana",
+        "linked by hand",
+        True,
+        added["shifted"],
+    )
+
+
+def test_verify_passes_on_a_registered_version_and_fails_on_a_tampered_one(sample, tmp_path):
+    _, settings = sample
+    registry = Registry(tmp_path / "registry")
+    v1 = register(registry, settings, "spring")
+    assert registry_cli("verify", registry.url, v1).returncode == 0
+    path = tmp_path / "registry" / "versions" / v1 / "model.json"
+    doc = json.loads(path.read_text())
+    doc["items"][0]["discrimination"] += 1e-6
+    doc["items"][0]["difficulty"] = (
+        -doc["items"][0]["intercept"] / doc["items"][0]["discrimination"]
+    )
+    path.write_text(json.dumps(doc))
+    tampered = registry_cli("verify", registry.url, v1)
+    assert tampered.returncode == 1 and "does not hash to its id" in tampered.stderr
+    assert "parameters differ by up to 1e-06" in tampered.stderr
+
+
+def get(base, path="/v1/model"):
+    with urllib.request.urlopen(base + path, timeout=10) as reply:
+        return reply.headers["x-model-version"], json.loads(reply.read())
+
+
+def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
+    _, settings = sample
+    registry = Registry(tmp_path / "registry")
+    v1 = register(registry, settings, "spring")
+    v2 = register(registry, settings, "refit", tol_param=1e-5)
+    assert registry_cli("promote", registry.url, v1).returncode == 0
+    with ApiServer(
+        None, "--registry", registry.url, "--workers", "2", "--log-level", "warning"
+    ) as server:
+        statuses, versions, stop = [], [], threading.Event()
+        body = json.dumps(
+            {
+                "theta": 0.4,
+                "items": load_model(f"{registry.url}/versions/{v1}/model.json").item_ids[:10],
+            }
+        ).encode()
+
+        def load():
+            while not stop.is_set():
+                request = urllib.request.Request(
+                    server.base + "/v1/probabilities",
+                    data=body,
+                    headers={"content-type": "application/json"},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as reply:
+                        statuses.append(reply.status)
+                        versions.append((time.monotonic(), reply.headers["x-model-version"]))
+                except urllib.error.HTTPError as error:
+                    statuses.append(error.code)
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        promoted_at = time.monotonic()
+        assert registry_cli("promote", registry.url, v2).returncode == 0
+        time.sleep(2.5)
+        rolled_at = time.monotonic()
+        assert registry_cli("rollback", registry.url).returncode == 0
+        time.sleep(2.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        print(
+            f"promotion and rollback under load: {len(statuses)} requests, {sum(s != 200 for s in statuses)} not 200"
+        )
+        assert len(statuses) > 200 and all(s == 200 for s in statuses)
+        served_after = lambda t0, t1: {v for t, v in versions if t0 + 2.0 < t < t1}  # noqa: E731
+        assert served_after(promoted_at, rolled_at) == {v2}  # followed within 2 s
+        assert served_after(rolled_at, time.monotonic()) == {v1}
+        assert get(server.base)[1]["version"] == v1
+
+
+def test_a_corrupt_version_never_replaces_the_served_one(sample, tmp_path):
+    _, settings = sample
+    registry = Registry(tmp_path / "registry")
+    v1 = register(registry, settings, "spring")
+    v2 = register(registry, settings, "refit", tol_param=1e-5)
+    assert registry_cli("promote", registry.url, v1).returncode == 0
+    with ApiServer(
+        None, "--registry", registry.url, "--workers", "2", "--log-level", "warning"
+    ) as server:
+        model = tmp_path / "registry" / "versions" / v2 / "model.json"
+        model.write_text(model.read_text()[:500])  # truncated, as by a full disk elsewhere
+        registry.move("promote", "test", "pointer moved to a damaged version", current=v2)
+        time.sleep(2.0)
+        version, info = get(server.base)
+        assert version == v1 and info["version"] == v1
+        assert "not JSON" in info["last_load_error"]
+        assert get(server.base, "/ready")[1]["status"] == "ready"
+
+
+def test_the_canary_fraction_holds_and_its_record_feeds_the_gate(sample, tmp_path):
+    _, settings = sample
+    registry = Registry(tmp_path / "registry")
+    v1 = register(registry, settings, "spring")
+    v2 = register(registry, settings, "refit", tol_param=1e-5)
+    assert registry_cli("promote", registry.url, v1).returncode == 0
+    start_canary(registry, v2, 0.2, by="test")
+    students = load_model(f"{registry.url}/versions/{v1}/model.json").abilities.ids()
+    items = load_model(f"{registry.url}/versions/{v1}/model.json").item_ids[:5]
+    with ApiServer(
+        None, "--registry", registry.url, "--workers", "2", "--log-level", "warning"
+    ) as server:
+        answered = []
+        for student in students[:1000]:
+            request = urllib.request.Request(
+                server.base + "/v1/probabilities",
+                data=json.dumps({"student_id": student, "items": items}).encode(),
+                headers={"content-type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                answered.append(reply.headers["x-model-version"])
+        share = answered.count(v2) / len(answered)
+        assert abs(share - 0.2) < 3 * (0.2 * 0.8 / len(answered)) ** 0.5, share
+        time.sleep(1.5)  # workers write their canary records every half second
+        record = canary_report(registry, v2)
+        assert record["n_compared"] == answered.count(v2) and record["mean_abs_dp"] < 0.01
+        shown = json.loads(registry_cli("show", registry.url, v2).stdout)
+        assert shown["canary"]["n_compared"] == record["n_compared"]
+        promoted = registry_cli("promote", registry.url, v2, "--require-canary")
+        assert promoted.returncode == 0, promoted.stderr
+        assert "pass canary" in promoted.stdout
+
+
+def test_the_registry_works_on_object_storage(sample):
+    _, settings = sample
+    with S3Server("models") as s3:
+        options = s3.storage_options
+        url = f"s3://{s3.bucket}/irt"
+        registry = Registry(url, options)
+        v1 = register(registry, settings, "spring")
+        flags = [arg for k, v in options.items() for arg in ("--storage-option", f"{k}={v}")]
+        assert registry_cli("promote", url, v1, *flags).returncode == 0
+        assert registry_cli("verify", url, v1, *flags).returncode == 0
+        with ApiServer(
+            None, "--registry", url, *flags, "--workers", "2", "--log-level", "warning"
+        ) as server:
+            version, info = get(server.base)
+            assert version == v1 and info["version"] == v1
+        listed = registry_cli("list", url, *flags)
+        assert v1 in listed.stdout and "current" in listed.stdout

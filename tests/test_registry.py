@@ -130,20 +130,29 @@ def test_verify_passes_on_a_registered_version_and_fails_on_a_tampered_one(sampl
     assert "parameters differ by up to 1e-06" in tampered.stderr
 
 
+def two_versions(sample, tmp_path):
+    "A registry with two near-identical calibrations, the first one current."
+    _, settings = sample
+    registry = Registry(tmp_path / "registry")
+    v1 = register(registry, settings, "spring")
+    v2 = register(registry, settings, "refit", tol_param=1e-5)
+    assert registry_cli("promote", registry.url, v1).returncode == 0
+    return registry, v1, v2
+
+
+def serving(registry):
+    "`irt-nb serve --registry` with 2 workers."
+    return ApiServer(None, "--registry", registry.url, "--workers", "2", "--log-level", "warning")
+
+
 def get(base, path="/v1/model"):
     with urllib.request.urlopen(base + path, timeout=10) as reply:
         return reply.headers["x-model-version"], json.loads(reply.read())
 
 
 def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
-    _, settings = sample
-    registry = Registry(tmp_path / "registry")
-    v1 = register(registry, settings, "spring")
-    v2 = register(registry, settings, "refit", tol_param=1e-5)
-    assert registry_cli("promote", registry.url, v1).returncode == 0
-    with ApiServer(
-        None, "--registry", registry.url, "--workers", "2", "--log-level", "warning"
-    ) as server:
+    registry, v1, v2 = two_versions(sample, tmp_path)
+    with serving(registry) as server:
         statuses, versions, stop = [], [], threading.Event()
         body = json.dumps(
             {
@@ -190,14 +199,8 @@ def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
 
 
 def test_a_corrupt_version_never_replaces_the_served_one(sample, tmp_path):
-    _, settings = sample
-    registry = Registry(tmp_path / "registry")
-    v1 = register(registry, settings, "spring")
-    v2 = register(registry, settings, "refit", tol_param=1e-5)
-    assert registry_cli("promote", registry.url, v1).returncode == 0
-    with ApiServer(
-        None, "--registry", registry.url, "--workers", "2", "--log-level", "warning"
-    ) as server:
+    registry, v1, v2 = two_versions(sample, tmp_path)
+    with serving(registry) as server:
         model = tmp_path / "registry" / "versions" / v2 / "model.json"
         model.write_text(model.read_text()[:500])  # truncated, as by a full disk elsewhere
         registry.move("promote", "test", "pointer moved to a damaged version", current=v2)
@@ -209,17 +212,11 @@ def test_a_corrupt_version_never_replaces_the_served_one(sample, tmp_path):
 
 
 def test_the_canary_fraction_holds_and_its_record_feeds_the_gate(sample, tmp_path):
-    _, settings = sample
-    registry = Registry(tmp_path / "registry")
-    v1 = register(registry, settings, "spring")
-    v2 = register(registry, settings, "refit", tol_param=1e-5)
-    assert registry_cli("promote", registry.url, v1).returncode == 0
+    registry, v1, v2 = two_versions(sample, tmp_path)
     start_canary(registry, v2, 0.2, by="test")
     students = load_model(f"{registry.url}/versions/{v1}/model.json").abilities.ids()
     items = load_model(f"{registry.url}/versions/{v1}/model.json").item_ids[:5]
-    with ApiServer(
-        None, "--registry", registry.url, "--workers", "2", "--log-level", "warning"
-    ) as server:
+    with serving(registry) as server:
         answered = []
         for student in students[:1000]:
             request = urllib.request.Request(

@@ -48,6 +48,7 @@ report: setup
 
 ## every check: stage tags, notebooks/package sync, lint and format, notebook tests, pytest
 test: setup services
+	$(BIN)/irt-nb check-environment
 	$(BIN)/irt-nb check-stages
 	$(BIN)/irt-nb check-sync
 	$(BIN)/ruff check nbs tests

@@ -44,7 +44,7 @@ from irt_nb.calculation import (
 from .registry import Registry, record_canary, version_id
 
 # %% auto #0
-__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
+__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
 
 # %% ../nbs/05_api.ipynb #7718cc76
 SCHEMAS_DIR = (
@@ -57,7 +57,7 @@ SCHEMAS = {  # the API's contracts (model.json describes the model file, not a r
 }
 _FAST = {
     name: fastjsonschema.compile(SCHEMAS[name], use_default=False)
-    for name in ("probabilities_request", "batch_request", "abilities_request")
+    for name in ("probabilities_request", "batch_request", "abilities_request", "outcomes_request")
 }
 
 
@@ -73,11 +73,33 @@ class ApiError(Exception):
     "An error response: HTTP status, kind, every problem found, the JSON path of the first, extra headers."
 
     def __init__(
-        self, status: int, error: str, detail: list[str], path: str | None = None, headers=None
+        self,
+        status: int,
+        error: str,
+        detail: list[str],
+        path: str | None = None,
+        headers=None,
+        reason=None,
     ):
         super().__init__(f"{status} {error}: {detail}")
         self.status, self.error, self.detail, self.path = status, error, detail, path
         self.headers = headers or {}
+        self.reason = reason or REFUSAL_REASONS.get(
+            error, error
+        )  # the label of the refusals metric
+
+
+REFUSAL_REASONS = {
+    "invalid_request": "schema",
+    "invalid_json": "json",
+    "body_too_large": "body_size",
+    "too_much_work": "work",
+    "unknown_items": "unknown_item",
+    "unknown_item": "unknown_item",
+    "unknown_student": "unknown_student",
+    "unauthorized": "auth",
+    "forbidden": "auth",
+}
 
 
 def _json_path(parts) -> str:
@@ -341,14 +363,17 @@ async def read_body(request: Request, schema: str) -> dict:
         raise ApiError(
             408, "body_incomplete", ["the client stopped sending the body"], None, _CLOSE
         ) from None
+    raw = b"".join(chunks)
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        reason = "nan" if b"NaN" in raw or b"Infinity" in raw else "json"
         raise ApiError(
             400,
             "invalid_json",
             [f"the body is not valid JSON ({e}); NaN and Infinity are not JSON"],
             "$",
+            reason=reason,
         ) from None
     body = validate(schema, body)
     units, most = request_units(body), request.app.state.limits.max_units
@@ -556,6 +581,92 @@ async def openapi(request: Request) -> Response:
     return _json(request.app.state.openapi)
 
 # %% ../nbs/05_api.ipynb #954deea1
+def _store(request: Request):
+    store = request.app.state.outcomes
+    if store is None:
+        raise ApiError(
+            501,
+            "not_configured",
+            ["this server has no outcome store (irt-nb serve --outcomes-store)"],
+        )
+    return store
+
+
+async def outcomes(request: Request) -> Response:
+    body = await read_body(request, "outcomes_request")
+    store = _store(request)
+    served = await _served(request)
+    service = served.current
+    request.scope["state"]["model_version"] = served.version
+    records = body["outcomes"] if "outcomes" in body else [body]
+    where = "$.outcomes" if "outcomes" in body else "$"
+    items, columns, thetas = [], [], []
+    for i, outcome in enumerate(records):
+        path = f"{where}[{i}]" if "outcomes" in body else "$"
+        j = service.index.get(outcome["item_id"])
+        if j is None:
+            raise ApiError(
+                422,
+                "unknown_items",
+                [f"{path}.item_id: unknown item id {outcome['item_id']!r}"],
+                f"{path}.item_id",
+            )
+        theta = (
+            outcome["theta"]
+            if "theta" in outcome
+            else service._calibrated(outcome["student_id"], f"{path}.student_id", ALL_SCOPES)[
+                "theta"
+            ]
+        )
+        items.append(outcome["item_id"])
+        columns.append(j)
+        thetas.append(theta)
+    columns = np.asarray(columns)
+    a, b, c = service.a[columns], service.b[columns], service.c[columns]
+    p = c + (1 - c) * expit(a * (np.asarray(thetas) - b))
+    y = np.array([o["correct"] for o in records], float)
+    await asyncio.to_thread(store.record, served.version, items, y, p)
+    request.app.state.metrics.outcomes.labels(served.version).inc(len(records))
+    table = await asyncio.to_thread(store.drift, served.version)
+    flagged = sorted(set(items) & set(table.item_id[table.flagged]))
+    return _json({"recorded": len(records), "model_version": served.version, "flagged": flagged})
+
+
+async def drift(request: Request) -> Response:
+    store = _store(request)
+    served = await _served(request)
+    request.scope["state"]["model_version"] = served.version
+    table = await asyncio.to_thread(store.drift, served.version)
+    flagged = table[table.flagged].astype(object).where(table[table.flagged].notna(), None)
+    settings = store.settings
+    return _json(
+        {
+            "model_version": served.version,
+            "threshold": settings.threshold,
+            "allowance": settings.allowance,
+            "window_seconds": settings.window_seconds,
+            "items_monitored": len(table),
+            "flagged": flagged.drop(columns="flagged").to_dict(orient="records"),
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    from irt_nb.monitoring import ModelCollector
+
+    state: ModelState = request.app.state.model
+    served, store = state.served, request.app.state.outcomes
+    table = None
+    if served is not None and store is not None:
+        table = await asyncio.to_thread(store.drift, served.version)
+    current = served.current.model if served is not None else None
+    collector = ModelCollector(
+        served.version if served else None, current.created if current else None, table
+    )
+    body, content_type = request.app.state.metrics.exposition([collector])
+    return Response(body, media_type=content_type)
+
+# %% ../nbs/05_api.ipynb #eee97eef
 @dataclass(frozen=True)
 class Endpoint:
     "One route of the API, everything the app and the OpenAPI document need to know about it."
@@ -567,6 +678,7 @@ class Endpoint:
     summary: str
     request: str | None = None  # request schema (POST)
     response: str | dict | None = None  # response schema name, or an inline schema
+    documented: bool = True  # in the OpenAPI document (not: the document itself, /metrics' text)
 
 
 ENDPOINTS = (
@@ -614,12 +726,30 @@ ENDPOINTS = (
     Endpoint(
         "/v1/model", "GET", model_info, "read", "model information: type, fingerprint, fit, version"
     ),
+    Endpoint(
+        "/v1/outcomes",
+        "POST",
+        outcomes,
+        "write",
+        "observed answers: they feed the item drift monitor",
+        "outcomes_request",
+        "outcomes_response",
+    ),
+    Endpoint(
+        "/v1/drift",
+        "GET",
+        drift,
+        "read",
+        "items whose answers drifted from the model",
+        response="drift_response",
+    ),
+    Endpoint("/metrics", "GET", metrics, "read", "Prometheus metrics", documented=False),
     Endpoint("/health", "GET", health, None, "the process is up"),
     Endpoint("/ready", "GET", ready, None, "the model is loaded (503 while loading)"),
-    Endpoint("/openapi.json", "GET", openapi, None, "this document"),
+    Endpoint("/openapi.json", "GET", openapi, None, "this document", documented=False),
 )
 
-# %% ../nbs/05_api.ipynb #eee97eef
+# %% ../nbs/05_api.ipynb #9188c6f1
 ALL_SCOPES = frozenset({"read", "students", "write", "admin"})
 
 
@@ -635,6 +765,9 @@ def guarded(endpoint: Endpoint) -> Callable:
     "The endpoint's view behind the key check its scope asks for."
 
     async def view(request: Request) -> Response:
+        request.scope["state"]["route"] = (
+            endpoint.path
+        )  # the metrics' label: the template, not the URL
         keys: KeyStore | None = request.app.state.keys
         if keys is None or endpoint.scope is None:
             request.state.scopes = ALL_SCOPES if keys is None else frozenset()
@@ -660,11 +793,13 @@ def guarded(endpoint: Endpoint) -> Callable:
 
     return view
 
-# %% ../nbs/05_api.ipynb #7e094b81
+# %% ../nbs/05_api.ipynb #386815ff
 log = logging.getLogger("irt_nb.api")
 
 
 async def api_error(request: Request, exc: ApiError) -> Response:
+    if request.app.state.metrics is not None:
+        request.app.state.metrics.refusals.labels(exc.reason).inc()
     return _json(
         {"error": exc.error, "detail": exc.detail, "path": exc.path}, exc.status, exc.headers
     )
@@ -731,8 +866,8 @@ class AccessLog:
 class RequestIdMiddleware:
     "Adds `x-request-id` and `x-model-version` to every response and writes one JSON access-log line per request."
 
-    def __init__(self, app, access_log: AccessLog | None = None, state=None):
-        self.app, self.access_log, self.state = app, access_log, state
+    def __init__(self, app, access_log: AccessLog | None = None, state=None, metrics=None):
+        self.app, self.access_log, self.state, self.metrics = app, access_log, state, metrics
 
     def _current_version(self) -> str | None:
         served = self.state.served if self.state is not None else None
@@ -765,6 +900,10 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.metrics is not None:
+                route = state.get("route", "unmatched")
+                self.metrics.requests.labels(route, str(status[0])).inc()
+                self.metrics.latency.labels(route).observe(time.perf_counter() - started)
             if self.access_log is not None:
                 record = {
                     "request_id": request_id.decode(),
@@ -778,7 +917,7 @@ class RequestIdMiddleware:
                         record[field] = state[field]
                 self.access_log.write(record)
 
-# %% ../nbs/05_api.ipynb #9188c6f1
+# %% ../nbs/05_api.ipynb #87f3f9d3
 def _with_item_ids(schema, item_ids: list[str]):
     "A copy of `schema` in which item ids (request lists and answer keys) are limited to the model's items."
     if isinstance(schema, list):
@@ -801,6 +940,7 @@ _ERRORS = (
     (413, "body too large, or too much work in one request"),
     (422, "request does not match the schema, or unknown items"),
     (429, "heavy requests are queued; retry after Retry-After seconds"),
+    (501, "no outcome store on this server"),
     (503, "the model is loading"),
 )
 
@@ -856,7 +996,7 @@ def openapi_document(
     }
     paths: dict[str, dict] = {}
     for endpoint in endpoints:
-        if endpoint.path != "/openapi.json":
+        if endpoint.documented:
             paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
                 endpoint, errors, secured
             )
@@ -877,7 +1017,7 @@ def openapi_document(
         },
     }
 
-# %% ../nbs/05_api.ipynb #87f3f9d3
+# %% ../nbs/05_api.ipynb #f33b9fff
 class ModelState:
     "What a worker serves: loading, ready (with a `Served`) or failed (with the reason); follows a registry."
 
@@ -981,6 +1121,8 @@ def create_app(
     | None = None,  # one JSON line per request goes here (None: no access log)
     background: bool = False,  # load a model file in a thread (readiness says `loading` meanwhile)
     poll: float = 0.5,  # seconds between looks at a registry's pointer
+    outcomes=None,  # irt_nb.monitoring.OutcomeStore: where POST /v1/outcomes goes (None: 501)
+    metrics: bool = True,  # count requests for GET /metrics (prometheus_client)
 ) -> Starlette:
     "The API application (Starlette) serving `model`."
     state = ModelState()
@@ -1008,7 +1150,8 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    app.state.model, app.state.keys = state, keys
+    app.state.model, app.state.keys, app.state.outcomes = state, keys, outcomes
+    app.state.metrics = _metrics() if metrics else None
     app.state.limits = limits or ApiLimits()
     app.state.meter = WorkMeter(app.state.limits)
     if isinstance(model, Registry):
@@ -1018,8 +1161,18 @@ def create_app(
             list(model.item_ids) if isinstance(model, CalibratedModel) else _item_ids_of(model)
         )
     app.state.openapi = openapi_document(item_ids, secured=keys is not None)
-    app.add_middleware(RequestIdMiddleware, access_log=access_log, state=state)
+    app.add_middleware(
+        RequestIdMiddleware, access_log=access_log, state=state, metrics=app.state.metrics
+    )
     return app
+
+
+@functools.cache
+def _metrics():
+    "The process's metric objects (prometheus_client refuses to create a metric twice)."
+    from irt_nb.monitoring import ServingMetrics
+
+    return ServingMetrics()
 
 
 def _item_ids_of(path) -> list[str] | None:
@@ -1041,8 +1194,15 @@ def app_from_environment() -> Starlette:
     keys = KeyStore(os.environ["IRT_NB_KEYS"]) if os.environ.get("IRT_NB_KEYS") else None
     registry = os.environ.get("IRT_NB_REGISTRY")
     options = json.loads(os.environ.get("IRT_NB_REGISTRY_OPTIONS") or "{}")
+    outcomes = None
+    if os.environ.get("IRT_NB_OUTCOMES"):
+        from irt_nb.monitoring import DriftSettings, OutcomeStore
+
+        drift_settings = DriftSettings(**json.loads(os.environ.get("IRT_NB_DRIFT") or "{}"))
+        outcomes = OutcomeStore(os.environ["IRT_NB_OUTCOMES"], drift_settings)
     return create_app(
         Registry(registry, options) if registry else os.environ["IRT_NB_MODEL"],
+        outcomes=outcomes,
         poll=float(os.environ.get("IRT_NB_POLL", 0.5)),
         limits=ApiLimits.from_environment(),
         keys=keys,

@@ -446,6 +446,7 @@ class CalibratedModel:
     data_fingerprint: str
     guessing_prior: tuple[float, float] = (5.0, 17.0)
     warnings: list[str] = field(default_factory=list)
+    created: str | None = None  # when the model file was written (ISO time), once saved
     abilities: StudentAbilities | None = (  # noqa: F821 (02b_model_file.ipynb defines it)
         None  # the calibration's students (see the model file), if saved
     )
@@ -1222,6 +1223,7 @@ def model_from_dict(
         guessing_prior=tuple(doc["guessing_prior"] or (5.0, 17.0)),
         warnings=list(doc["warnings"]),
         abilities=abilities,
+        created=doc["created"],
     )
 
 

@@ -22,7 +22,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -51,6 +51,17 @@ def check_sync_command(args: argparse.Namespace) -> int:
         "sync check: "
         + ("notebooks and package agree" if not problems else f"{len(problems)} problems")
     )
+    return 1 if problems else 0
+
+
+def check_environment_command(args: argparse.Namespace) -> int:
+    "Fail (exit 1) when the environment differs from requirements.lock, or the lock from requirements.in."
+    from irt_nb.workbench import environment_problems
+
+    problems = environment_problems(args.lock, args.pins)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print("environment check: " + ("as locked" if not problems else f"{len(problems)} differences"))
     return 1 if problems else 0
 
 
@@ -275,6 +286,18 @@ def _register_report(args: argparse.Namespace, run) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     "Start the web API (uvicorn workers) on the model file; 0 after a clean stop (SIGTERM, Ctrl-C)."
+    import shutil
+    import tempfile
+
+    metrics = tempfile.mkdtemp(prefix="irt-nb-metrics-")  # the workers' shared Prometheus files
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # (set before prometheus_client is imported)
+    try:
+        return _serve(args)
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from irt_nb.api import ApiLimits  # a missing [api] extra stops here, in one line
     from irt_nb.auth import KeyStore
     from irt_nb.calculation import load_model
@@ -297,6 +320,11 @@ def serve_command(args: argparse.Namespace) -> int:
         active = KeyStore(args.keys).active()
         if not active:
             raise ValueError(f"{args.keys}: no active key; create one with irt-nb keys create")
+    outcomes = args.outcomes_store or _default_store(args)
+    if outcomes:
+        from irt_nb.monitoring import OutcomeStore
+
+        OutcomeStore(outcomes)  # created (or checked) here, before any worker starts
     access = f"API keys from {args.keys}" if args.keys else "no API keys (loopback only)"
     if args.registry:
         access += f", following {args.registry}"
@@ -310,6 +338,8 @@ def serve_command(args: argparse.Namespace) -> int:
         registry=args.registry,
         registry_options=_options(args),
         poll=args.poll,
+        outcomes=outcomes,
+        drift={"allowance": args.drift_allowance, "threshold": args.drift_threshold},
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -326,6 +356,15 @@ def serve_command(args: argparse.Namespace) -> int:
             units_per_second=args.heavy_rate,
         ),
     )
+
+
+def _default_store(args: argparse.Namespace) -> str | None:
+    "The outcome store beside the model file (or a local registry): monitoring.sqlite."
+    if args.model:
+        return f"sqlite:///{Path(args.model).resolve().parent / 'monitoring.sqlite'}"
+    if "://" not in args.registry:
+        return f"sqlite:///{Path(args.registry).resolve() / 'monitoring.sqlite'}"
+    return None  # a registry in object storage: give --outcomes-store
 
 
 def keys_command(args: argparse.Namespace) -> int:
@@ -446,6 +485,73 @@ def _show_version(registry, vid: str) -> None:
         )
     )
 
+
+def monitor_command(args: argparse.Namespace) -> int:
+    "Compare new answers with a model; exit 1 when a threshold is crossed (for schedulers to alert on)."
+    from irt_nb.calculation import load_model
+    from irt_nb.monitoring import monitor_responses
+    from irt_nb.pipeline import _dense, read_responses
+    from irt_nb.processing import process_responses
+
+    if args.report:
+        return _monitoring_report(args)
+    model = load_model(args.model)
+    matrix = process_responses(read_responses(args.source, **_read_options(args)))
+    result = monitor_responses(
+        model,
+        _dense(matrix.codes),
+        [str(i) for i in matrix.item_ids],
+        alpha=args.alpha,
+        max_shift=args.max_shift,
+        max_age_days=args.max_age_days,
+    )
+    shown = result.items[result.items.drifted | result.items.moved]
+    print(
+        f"{result.invariants['n_students']} students, {len(matrix.item_ids)} items; model age "
+        + (f"{result.age_days:.0f} days" if result.age_days is not None else "unknown")
+    )
+    if len(shown):
+        print(shown.round(3).to_string(index=False))
+    for problem in result.crossed:
+        print(f"ALERT {problem}")
+    print(
+        "no threshold crossed"
+        if not result.crossed
+        else f"{len(result.crossed)} threshold(s) crossed"
+    )
+    return 1 if result.crossed else 0
+
+
+def _monitoring_report(args: argparse.Namespace) -> int:
+    "The monitoring report (papermill, HTML with plots) into --report DIR; exit 1 when a threshold is crossed."
+    from irt_nb.report import MONITORING_REPORT, run_report
+
+    parameters = {
+        "model_file": str(Path(args.model).resolve()),
+        "source": args.source,
+        "exam": args.exam or "",
+        "subject": args.subject or "",
+        "wide": args.wide,
+        "alpha": args.alpha,
+        "max_shift": args.max_shift,
+        "max_age_days": args.max_age_days,
+    }
+    run = run_report(
+        parameters,
+        output_dir=args.report,
+        notebook=MONITORING_REPORT,
+        progress=False,
+        overwrite=args.overwrite,
+    )
+    if run.error:
+        print(f"irt-nb monitor: the report failed in {run.error}", file=sys.stderr)
+        return 2
+    crossed = json.loads((run.output_dir / "monitoring.json").read_text())["crossed"]
+    for problem in crossed:
+        print(f"ALERT {problem}")
+    print(f"report: {run.html}")
+    return 1 if crossed else 0
+
 # %% ../nbs/99_cli.ipynb #8adf941e
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     "Where the answers are and how to read them (`fit` and `score`)."
@@ -564,6 +670,12 @@ def _add_serve_parser(sub) -> None:
         metavar="KEY=VALUE",
         help="fsspec option of the registry",
     )
+    p.add_argument(
+        "--outcomes-store",
+        help="SQLAlchemy URL of the drift monitor's store (default: monitoring.sqlite beside the model)",
+    )
+    p.add_argument("--drift-allowance", type=float, default=0.2, help="CUSUM allowance k")
+    p.add_argument("--drift-threshold", type=float, default=25.0, help="CUSUM threshold h")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
@@ -615,6 +727,26 @@ def _add_keys_parser(sub) -> None:
     for action in (create, revoke, actions.choices["list"]):
         action.add_argument("--keys", required=True, type=Path, help="the key file")
     p.set_defaults(run=keys_command)
+
+
+def _add_monitor_parser(sub) -> None:
+    p = sub.add_parser("monitor", help="compare new answers with a model; exit 1 on an alert")
+    p.add_argument("model", type=Path, help="model file")
+    _add_data_options(p)
+    p.add_argument(
+        "--alpha", type=float, default=0.01, help="family-wise error rate of the item tests"
+    )
+    p.add_argument(
+        "--max-shift", type=float, default=0.5, help="largest difficulty change in the refit"
+    )
+    p.add_argument("--max-age-days", type=float, default=365)
+    p.add_argument(
+        "--report", help="write the monitoring report (HTML with plots) into this folder"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a previous report in the folder"
+    )
+    p.set_defaults(run=monitor_command)
 
 
 def _add_models_parser(sub) -> None:
@@ -691,6 +823,12 @@ def _add_notebook_parsers(sub) -> None:
         help="also require clean notebooks (always on when CI=true)",
     )
     p.set_defaults(run=check_sync_command)
+    p = sub.add_parser(
+        "check-environment", help="fail when the environment or the lock differ from their pins"
+    )
+    p.add_argument("--lock", type=Path, default=Path("requirements.lock"))
+    p.add_argument("--pins", type=Path, default=Path("requirements.in"))
+    p.set_defaults(run=check_environment_command)
     p = sub.add_parser("clean-nb", help="strip outputs and execution counts, keep cell tags")
     p.add_argument("paths", nargs="*", type=Path, default=[Path("nbs")])
     p.add_argument(
@@ -721,6 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_serve_parser,
         _add_keys_parser,
         _add_models_parser,
+        _add_monitor_parser,
     ):
         add(sub)
     _add_notebook_parsers(sub)

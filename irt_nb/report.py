@@ -12,13 +12,14 @@ from pathlib import Path
 from .calculation import MODELS, write_atomic
 
 # %% auto #0
-__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
+__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
 # %% ../nbs/04_report.ipynb #141f84c0
 REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside the package
     Path(__file__).parent / "reports" if "__file__" in globals() else Path("reports").resolve()
 )
 CALIBRATION_REPORT = REPORTS / "calibration_report.ipynb"
+MONITORING_REPORT = REPORTS / "monitoring_report.ipynb"
 CHOICES = {"model": MODELS}
 MINIMUMS = {"n_quadrature": 5, "min_item_responses": 1, "min_person_responses": 1}
 
@@ -114,7 +115,14 @@ def render_html(notebook: Path) -> Path:
     return write_atomic(notebook.with_suffix(".html"), body)
 
 
-RUN_OUTPUTS = ("*.ipynb", "*.html", "model.json", "model.abilities.*.arrow", "metrics.json")
+RUN_OUTPUTS = (
+    "*.ipynb",
+    "*.html",
+    "model.json",
+    "model.abilities.*.arrow",
+    "metrics.json",
+    "monitoring.json",
+)
 
 
 def _fresh_folder(output_dir: Path, overwrite: bool) -> None:

@@ -186,6 +186,9 @@ def run_server(
     registry: str | None = None,  # serve the current version of this registry, following promotions
     registry_options: dict | None = None,  # fsspec options of the registry (S3 key, endpoint...)
     poll: float = 0.5,  # seconds between looks at the registry's pointer
+    outcomes: str
+    | None = None,  # SQLAlchemy URL of the outcome store (drift monitoring); None: none
+    drift: dict | None = None,  # DriftSettings fields (allowance, threshold, window_seconds, ...)
 ) -> int:
     "Serve the API until SIGTERM or SIGINT; 0 after a clean stop."
     import importlib.util
@@ -198,6 +201,8 @@ def run_server(
         IRT_NB_REGISTRY=str(registry or ""),
         IRT_NB_REGISTRY_OPTIONS=json.dumps(registry_options or {}),
         IRT_NB_POLL=str(poll),
+        IRT_NB_OUTCOMES=outcomes or "",
+        IRT_NB_DRIFT=json.dumps(drift or {}),
         IRT_NB_LOG_LEVEL=log_level,
         IRT_NB_KEYS=str(keys or ""),
         IRT_NB_SERVER_LIMITS=json.dumps(asdict(server_limits or ServerLimits())),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DIRECTIVE_RE', 'EXPORT_DIRECTIVES', 'UNTAGGED', 'SYNCED', 'read_notebook', 'cell_source', 'leading_directives', 'StagedCell', 'staged_cells', 'configured_stages', 'cell_stage_problems', 'module_order_problems', 'stage_problems', 'stage_handoffs', 'stage_summary', 'clean_notebook', 'notebook_text', 'sync_problems']
+__all__ = ['DIRECTIVE_RE', 'EXPORT_DIRECTIVES', 'UNTAGGED', 'SYNCED', 'read_notebook', 'cell_source', 'leading_directives', 'StagedCell', 'staged_cells', 'configured_stages', 'cell_stage_problems', 'module_order_problems', 'stage_problems', 'stage_handoffs', 'stage_summary', 'clean_notebook', 'notebook_text', 'sync_problems', 'environment_problems']
 
 # %% ../nbs/90_workbench.ipynb #22386058
 DIRECTIVE_RE = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*(.*?)\s*$")  # nbdev accepts `#|` and `# |`
@@ -327,4 +327,38 @@ def sync_problems(root: str | Path = ".", notebooks_must_be_clean: bool = True) 
             problems.append(
                 f"{path}: differs from what the notebooks export; run `nbdev-export` and commit both"
             )
+    return problems
+
+# %% ../nbs/90_workbench.ipynb #7d1e0f02
+def _pins(path: Path) -> dict[str, str]:
+    "`{normalised name: version}` of the `name==version` lines of a requirements file."
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, version = line.split("==", 1)
+            pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version.strip()
+    return pins
+
+
+def environment_problems(
+    lock: str | Path = "requirements.lock", pins: str | Path = "requirements.in"
+) -> list[str]:
+    "Differences between the running environment and the lock, and pins the lock does not hold."
+    from importlib.metadata import distributions
+
+    locked = _pins(Path(lock))
+    installed = {
+        re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions()
+    }
+    problems = [
+        f"{name}: {lock} pins {version}, the environment has {installed.get(name, 'nothing')}"
+        for name, version in sorted(locked.items())
+        if installed.get(name) != version
+    ]
+    problems += [
+        f"{name}: {pins} pins {version}, {lock} has {locked.get(name, 'nothing')} (run `make lock`)"
+        for name, version in sorted(_pins(Path(pins)).items())
+        if locked.get(name) != version
+    ]
     return problems

@@ -637,7 +637,8 @@ async def drift(request: Request) -> Response:
     served = await _served(request)
     request.scope["state"]["model_version"] = served.version
     table = await asyncio.to_thread(store.drift, served.version)
-    flagged = table[table.flagged].astype(object).where(table[table.flagged].notna(), None)
+    rows = table.loc[table.flagged.astype(bool)]
+    flagged = rows.astype(object).where(rows.notna(), None)
     settings = store.settings
     return _json(
         {
@@ -927,6 +928,8 @@ def _with_item_ids(schema, item_ids: list[str]):
     out = {k: _with_item_ids(v, item_ids) for k, v in schema.items()}
     if out.get("description", "").startswith("item ids") and "items" in out:
         out["items"] = {"type": "string", "enum": item_ids}
+    if out.get("description", "").startswith("item id:"):  # one item id
+        out = {"type": "string", "enum": item_ids, "description": out["description"]}
     if "propertyNames" in out:
         out["propertyNames"] = {"enum": item_ids}
     return out

@@ -212,8 +212,8 @@ class OutcomeStore:
             "calibration_error",
             "logloss",
         ]
-        if state.empty:
-            return pd.DataFrame(columns=columns)
+        if state.empty:  # nothing recorded yet: the same columns, flagged as booleans
+            return pd.DataFrame(columns=columns).astype({"flagged": bool})
         if window.empty:
             window = pd.DataFrame(columns=["item_id", *sums])
         table = state.merge(window, on="item_id", how="left").fillna({"n_window": 0})

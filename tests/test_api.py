@@ -174,7 +174,9 @@ def test_limits_and_request_ids(client):
 @pytest.fixture(scope="module")
 def served(model_file):
     "`irt-nb serve` with API keys, as users start it: (base URL, a key with every scope)."
-    _, key = KeyStore(model_file.parent / "keys.json").create("fuzzer", ["read", "students", "write"])
+    _, key = KeyStore(model_file.parent / "keys.json").create(
+        "fuzzer", ["read", "students", "write"]
+    )
     keys = str(model_file.parent / "keys.json")
     with ApiServer(
         model_file, "--workers", "1", "--log-level", "warning", "--keys", keys

@@ -15,7 +15,8 @@ def main():
     calc = json.loads((RESULTS / "calculation.json").read_text())
     prep = json.loads((RESULTS / "preparation.json").read_text())
     api = json.loads((RESULTS / "api.json").read_text())
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    fig, grid = plt.subplots(2, 3, figsize=(16, 10))
+    axes = grid[0]
     cases = list(dict.fromkeys(r["case"] for r in calc["fits"]))
     engines = list(dict.fromkeys(r["engine"] for r in calc["fits"]))
     width = 0.8 / len(engines)
@@ -50,9 +51,39 @@ def main():
         title="probabilities endpoint, wrk, 32 connections",
         xlabel="requests per second (1 worker each)",
     )
+    _serving(grid[1])
     fig.tight_layout()
     fig.savefig(RESULTS / "summary.png", dpi=90)
     print(f"written {RESULTS / 'summary.png'}")
+
+
+def _serving(axes):
+    "Second row: ordinary traffic beside heavy requests, and the start with 5 million students."
+    heavy_path, start_path = RESULTS / "heavy_requests.json", RESULTS / "serve_start.json"
+    if heavy_path.exists():
+        heavy = json.loads(heavy_path.read_text())["results"]
+        names = list(heavy)
+        axes[0].bar(
+            ["alone", "4 heavy,\nmeter on", "4 heavy,\nmeter off"][: len(names)],
+            [heavy[n]["median_ordinary_rps"] for n in names],
+            color=["steelblue", "lightsteelblue", "grey"],
+        )
+        for i, n in enumerate(names):
+            axes[0].annotate(f"{heavy[n]['kept_share']:.0%}", (i, heavy[n]["median_ordinary_rps"]), ha="center", va="bottom")
+        axes[0].set(title="ordinary traffic beside the heaviest allowed batches", ylabel="requests per second (2 workers)")
+    if start_path.exists():
+        start = json.loads(start_path.read_text())
+        old = start["format1_inline"]["ready_s"]
+        axes[1].bar(["sidecar (memory-mapped)", "inline JSON (irt_nb 0.1)"],
+                    [start["sidecar"]["median_ready_s"], old if old is not None else 180],
+                    color=["steelblue", "grey"])
+        axes[1].set(title=f"serve ready with {start['students']:,} students (2 workers)", ylabel="seconds",
+                    yscale="log")
+        if old is None:
+            axes[1].annotate("not ready in 180 s", (1, 180), ha="center", va="bottom")
+        axes[2].bar(["sidecar", "inline JSON"], [start["sidecar"]["median_peak_rss_mib"], start["format1_inline"]["peak_rss_mib"]],
+                    color=["steelblue", "grey"])
+        axes[2].set(title="peak memory of the server's processes", ylabel="MiB")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from conftest import ROOT, run
 from servers import ApiServer, PostgresServer
 
 from irt_nb.calculation import (
+    ITEM_FIELDS,
     fit_irt,
     load_model,
     probability_correct,
@@ -217,20 +218,7 @@ def test_extreme_but_valid_inputs_give_finite_answers():
         **{
             **small.__dict__,
             "item_ids": [f"q{j}" for j in range(n_items)],
-            **{
-                f: np.resize(getattr(small, f), n_items)
-                for f in (
-                    "discrimination",
-                    "difficulty",
-                    "intercept",
-                    "guessing",
-                    "se_discrimination",
-                    "se_difficulty",
-                    "se_intercept",
-                    "se_guessing",
-                    "fixed",
-                )
-            },
+            **{f: np.resize(getattr(small, f), n_items) for f in (*ITEM_FIELDS, "fixed")},
         }
     )
     patterns = np.vstack([np.zeros(n_items), np.ones(n_items), rng.integers(0, 2, n_items)]).astype(
@@ -337,31 +325,10 @@ def test_estimates_are_stable_to_the_fits_settings(served_model):
 
 def test_the_monitor_command_alerts_on_drift_and_age_and_writes_its_report(served_model, tmp_path):
     path, db = served_model
-    steady = run(
-        "irt-nb",
-        "monitor",
-        str(path),
-        f"sqlite:///{db}",
-        "--exam",
-        "2026-spring",
-        "--subject",
-        "math",
-    )
-    assert steady.returncode == 0 and "no threshold crossed" in steady.stdout, (
-        steady.stdout + steady.stderr
-    )
-    stale = run(
-        "irt-nb",
-        "monitor",
-        str(path),
-        f"sqlite:///{db}",
-        "--exam",
-        "2026-spring",
-        "--subject",
-        "math",
-        "--max-age-days",
-        "0",
-    )
+    spring = (str(path), f"sqlite:///{db}", "--exam", "2026-spring", "--subject", "math")
+    steady = run("irt-nb", "monitor", *spring)
+    assert steady.returncode == 0 and "no threshold crossed" in steady.stdout, steady.stderr
+    stale = run("irt-nb", "monitor", *spring, "--max-age-days", "0")
     assert stale.returncode == 1 and "days old (limit 0)" in stale.stdout
     import sqlite3
 

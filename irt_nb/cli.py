@@ -381,7 +381,12 @@ def keys_command(args: argparse.Namespace) -> int:
         store.revoke(args.key_id)
         print(f"revoked {args.key_id}")
     else:
-        for k in store.list():
+        keys = store.list()
+        if not keys:
+            print(
+                f"no keys in {args.keys} (irt-nb keys create --keys {args.keys} --name NAME adds one)"
+            )
+        for k in keys:
             state = f"revoked {k['revoked']}" if k["revoked"] else "active"
             print(
                 f"{k['key_id']}  {k['name']}  scopes={','.join(k['scopes'])}  created {k['created']}  {state}"
@@ -452,7 +457,10 @@ def models_command(args: argparse.Namespace) -> int:
 def _list_versions(registry) -> None:
     pointer = registry.pointer()
     canary = (pointer.get("canary") or {}).get("version")
-    for v in registry.versions():
+    versions = registry.versions()
+    if not versions:
+        print(f"no versions in {registry.url} (irt-nb fit ... --registry {registry.url} adds one)")
+    for v in versions:
         mark = (
             "current"
             if v.version_id == pointer["current"]

@@ -22,7 +22,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -52,6 +52,38 @@ def check_sync_command(args: argparse.Namespace) -> int:
         + ("notebooks and package agree" if not problems else f"{len(problems)} problems")
     )
     return 1 if problems else 0
+
+
+def lint_research_command(args: argparse.Namespace) -> int:
+    "Print the smells of a research notebook with cell numbers and fixes; exit 1 when there are any."
+    from irt_nb.refactoring import lint_research
+
+    findings = lint_research(args.notebook)
+    for finding in findings:
+        print(finding)
+    print(f"{args.notebook}: {len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
+def refactor_command(args: argparse.Namespace) -> int:
+    "Draft module notebooks, drafted.py and a golden test from a stage-tagged research notebook."
+    import ast as _ast
+
+    from irt_nb.refactoring import draft_modules
+
+    parameters = {}
+    for name, value in args.parameter or []:
+        try:
+            parameters[name] = _ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parameters[name] = value  # a plain string
+    for path in draft_modules(args.notebook, args.out, parameters):
+        print(f"wrote {path}")
+    print(
+        f"next: run the golden test (python -m pytest {Path(args.out) / 'test_golden.py'}), fill in the TODOs, "
+        "move the notebooks into nbs/ and run nbdev-export"
+    )
+    return 0
 
 
 def check_environment_command(args: argparse.Namespace) -> int:
@@ -831,6 +863,24 @@ def _add_notebook_parsers(sub) -> None:
         help="also require clean notebooks (always on when CI=true)",
     )
     p.set_defaults(run=check_sync_command)
+    p = sub.add_parser("lint-research", help="smells of a research notebook, with cells and fixes")
+    p.add_argument("notebook", type=Path)
+    p.set_defaults(run=lint_research_command)
+    p = sub.add_parser(
+        "refactor",
+        help="draft module notebooks and a golden test from a stage-tagged research notebook",
+    )
+    p.add_argument("notebook", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for the drafts")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a value for the notebook's parameters cell (the golden test runs with it)",
+    )
+    p.set_defaults(run=refactor_command)
     p = sub.add_parser(
         "check-environment", help="fail when the environment or the lock differ from their pins"
     )

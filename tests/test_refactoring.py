@@ -1,0 +1,110 @@
+"""The refactoring assistant on three research notebooks of different fields: lint, drafts that run,
+and a golden test that passes (and names the hand-off when a draft computes something else)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run
+
+from irt_nb.preparation import create_sample_database
+
+RESEARCH = {
+    "irt": ROOT / "nbs/research/2pl_calibration.ipynb",
+    "timeseries": ROOT / "tests/research/timeseries_regression.ipynb",
+    "classification": ROOT / "tests/research/classification.ipynb",
+}
+EXPECTED_LINT = {  # (cell, kind) each notebook must show
+    "irt": {(5, "select-star"), (7, "redefined"), (9, "magic-number"), (12, "display-only")},
+    "timeseries": {(5, "redefined"), (6, "magic-number"), (7, "display-only")},
+    "classification": {(6, "magic-number")},
+}
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    return create_sample_database(
+        tmp_path_factory.mktemp("refactor") / "sample.sqlite", seed=9, n_students=500
+    )
+
+
+def golden(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(folder / "test_golden.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("name", list(RESEARCH))
+def test_lint_draft_run_and_golden_test(name, sample_db, tmp_path):
+    linted = run("irt-nb", "lint-research", str(RESEARCH[name]))
+    found = {
+        (int(line.split(":")[0].split()[1]), line.split(": ")[1])
+        for line in linted.stdout.splitlines()
+        if line.startswith("cell ")
+    }
+    assert EXPECTED_LINT[name] <= found, linted.stdout
+    assert linted.returncode == 1
+    out = tmp_path / "drafts"
+    options = ["-p", "db_path", str(sample_db)] if name == "irt" else []
+    drafted = run("irt-nb", "refactor", str(RESEARCH[name]), "--out", str(out), *options)
+    assert drafted.returncode == 0, drafted.stderr
+    notebooks = sorted(out.glob("*.ipynb"))
+    assert [p.stem.split("_", 1)[1] for p in notebooks] == [
+        "preparation",
+        "processing",
+        "calculation",
+    ]
+    for notebook in notebooks:  # each draft executes in a real kernel
+        executed = run(
+            "papermill",
+            "--cwd",
+            str(out),
+            "-k",
+            "python3",
+            "--log-level",
+            "ERROR",
+            str(notebook),
+            str(tmp_path / f"run_{notebook.name}"),
+        )
+        assert executed.returncode == 0, executed.stderr[-2000:]
+    result = golden(out)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_a_draft_that_computes_something_else_fails_the_golden_test_naming_the_handoff(
+    sample_db, tmp_path
+):
+    out = tmp_path / "drafts"
+    assert (
+        run(
+            "irt-nb",
+            "refactor",
+            str(RESEARCH["irt"]),
+            "--out",
+            str(out),
+            "-p",
+            "db_path",
+            str(sample_db),
+        ).returncode
+        == 0
+    )
+    drafted = out / "drafted.py"
+    drafted.write_text(
+        drafted.read_text().replace('keep="first"', 'keep="last"')
+    )  # the other attempt counts
+    result = golden(out)
+    assert result.returncode == 1
+    assert "hand-offs that differ" in result.stdout and "processing -> X:" in result.stdout

@@ -205,6 +205,17 @@ def display_only(cell: ResearchCell) -> bool:
     return bool(cell.tree.body) and all(shows(n) for n in cell.tree.body)
 
 
+def _shows(node: ast.stmt) -> bool:
+    "A top-level statement that only shows something: print, display, a bare value, a plot (or a figure for one)."
+    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+        return _call_name(node.value) in {"subplots", "figure"}
+    return isinstance(node, ast.Expr) and (
+        not isinstance(node.value, ast.Call)
+        or _call_name(node.value) in DISPLAY
+        or _is_axes_call(node.value)
+    )
+
+
 def _is_axes_call(call: ast.Call) -> bool:
     "`axes[0].scatter(...)`, `ax.set(...)`, `fig.tight_layout()`, `plt.show()`: plotting calls."
     func = call.func
@@ -656,17 +667,6 @@ def _type_hints(nb: ResearchNotebook) -> dict[str, str]:
     return hints
 
 # %% ../nbs/91_refactoring.ipynb #cd4ad85c
-def _shows(node: ast.stmt) -> bool:
-    "A top-level statement that only shows something: print, display, a bare value, a plot (or a figure for one)."
-    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-        return _call_name(node.value) in {"subplots", "figure"}
-    return isinstance(node, ast.Expr) and (
-        not isinstance(node.value, ast.Call)
-        or _call_name(node.value) in DISPLAY
-        or _is_axes_call(node.value)
-    )
-
-
 def _body(block: Block) -> str:
     "The block's code: its cells without directives and without statements that only show something."
     parts = []

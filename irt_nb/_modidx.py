@@ -382,6 +382,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'irt_nb.refactoring.function_source': ('refactoring.html#function_source', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.imported_names': ('refactoring.html#imported_names', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.lint_research': ('refactoring.html#lint_research', 'irt_nb/refactoring.py'),
+                                    'irt_nb.refactoring.pipeline_notebook': ('refactoring.html#pipeline_notebook', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.plan_blocks': ('refactoring.html#plan_blocks', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.read_research': ('refactoring.html#read_research', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.reads': ('refactoring.html#reads', 'irt_nb/refactoring.py')},

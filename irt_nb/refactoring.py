@@ -15,7 +15,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'STAGE_ORDER', 'DATAFRAME_ATTRIBUTES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'read_research', 'defines', 'reads', 'imported_names', 'Finding', 'display_only', 'lint_research', 'Block', 'plan_blocks', 'function_source', 'drafted_module', 'draft_notebook', 'draft_modules']
+__all__ = ['BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'STAGE_ORDER', 'DATAFRAME_ATTRIBUTES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'read_research', 'defines', 'reads', 'imported_names', 'Finding', 'display_only', 'lint_research', 'Block', 'plan_blocks', 'function_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -836,6 +836,39 @@ def draft_notebook(nb: ResearchNotebook, block: Block, blocks: list[Block]) -> d
     )
 
 # %% ../nbs/91_refactoring.ipynb #ac68fa05
+def pipeline_notebook(nb: ResearchNotebook, blocks: list[Block], parameters: dict) -> dict:
+    "The pipeline draft: the blocks chained the way the notebook ran them, and an example."
+    names = ", ".join(b.name for b in blocks)
+    return _notebook(
+        [
+            (
+                "code",
+                "#| default_exp pipeline\n#| export\nfrom __future__ import annotations\n\nimport contextlib\nfrom pathlib import Path\n\n"
+                f"# TODO: once the drafts are exported, import the steps from the package (from <package>.<module> import ...)\n"
+                f"from drafted import {names}",
+            ),
+            (
+                "markdown",
+                f"# Pipeline\n\n> The steps of `{nb.path.name}` chained the way the notebook ran them, drafted by `irt-nb refactor`.",
+            ),
+            (
+                "markdown",
+                "`run_pipeline` runs the steps in the research notebook's folder (its relative paths) and returns every hand-off, by step: what the golden test compares.",
+            ),
+            (
+                "code",
+                "#| export pipeline\n"
+                + f"RESEARCH = Path({str(nb.path.resolve())!r})\nPARAMETERS = {parameters!r}\n\n\n"
+                + _pipeline_source(nb, blocks, parameters),
+            ),
+            (
+                "code",
+                "values = run_pipeline()\n{step: sorted(handoffs) for step, handoffs in values.items()}",
+            ),
+        ]
+    )
+
+
 GOLDEN_TEST = '''"""Golden test drafted by `irt-nb refactor`: the research notebook and the drafted pipeline agree on every hand-off."""
 
 import pickle
@@ -930,6 +963,12 @@ def draft_modules(
                 notebook_text(draft_notebook(nb, block, blocks)),
             )
         )
+    written.append(
+        write_atomic(
+            out / f"{len(blocks):02d}_pipeline.ipynb",
+            notebook_text(pipeline_notebook(nb, blocks, chosen)),
+        )
+    )
     written.append(write_atomic(out / "drafted.py", drafted_module(nb, blocks, chosen)))
     handoffs = {b.name: b.outputs for b in blocks}
     ends = {b.name: b.cells[-1].number - 1 for b in blocks}

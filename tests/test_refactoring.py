@@ -66,6 +66,7 @@ def test_lint_draft_run_and_golden_test(name, sample_db, tmp_path):
         "preparation",
         "processing",
         "calculation",
+        "pipeline",
     ]
     for notebook in notebooks:  # each draft executes in a real kernel
         executed = run(

@@ -374,6 +374,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'irt_nb.refactoring._type_hints': ('refactoring.html#_type_hints', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring._used_before_defined': ( 'refactoring.html#_used_before_defined',
                                                                                  'irt_nb/refactoring.py'),
+                                    'irt_nb.refactoring.comprehension_names': ( 'refactoring.html#comprehension_names',
+                                                                                'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.defines': ('refactoring.html#defines', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.display_only': ('refactoring.html#display_only', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.draft_modules': ('refactoring.html#draft_modules', 'irt_nb/refactoring.py'),

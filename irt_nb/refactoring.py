@@ -15,7 +15,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'STAGE_ORDER', 'DATAFRAME_ATTRIBUTES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'read_research', 'defines', 'reads', 'imported_names', 'Finding', 'display_only', 'lint_research', 'Block', 'plan_blocks', 'function_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'STAGE_ORDER', 'DATAFRAME_ATTRIBUTES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'lint_research', 'Block', 'plan_blocks', 'function_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -94,14 +94,18 @@ def defines(tree: ast.AST) -> set[str]:
                 names.add(sub.id)
             elif isinstance(sub, ast.Import | ast.ImportFrom):
                 names |= {(a.asname or a.name).split(".")[0] for a in sub.names}
-    comprehension = {
+    return names - comprehension_names(tree)
+
+
+def comprehension_names(tree: ast.AST) -> set[str]:
+    "Names bound by the comprehensions inside `tree` (local to them, not to the cell)."
+    return {
         n.id
         for c in ast.walk(tree)
         if isinstance(c, ast.comprehension)
         for n in ast.walk(c.target)
         if isinstance(n, ast.Name)
     }
-    return names - comprehension
 
 
 def reads(tree: ast.AST) -> list[ast.Name]:
@@ -494,14 +498,9 @@ def _inputs(statements: list[ast.stmt], defined: set[str], known: set[str]) -> l
             defined.add(node.name)
             continue
         else:
-            comprehension = {
-                n.id
-                for c in ast.walk(node)
-                if isinstance(c, ast.comprehension)
-                for n in ast.walk(c.target)
-                if isinstance(n, ast.Name)
-            }
-            found += [n.id for n in reads(node) if n.id not in defined | known | comprehension]
+            found += [
+                n.id for n in reads(node) if n.id not in defined | known | comprehension_names(node)
+            ]
             defined |= defines(ast.Module(body=[node], type_ignores=[]))
         if body:
             found += _inputs(body, defined, known)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -461,7 +462,7 @@ def lint_research(notebook: str | Path | ResearchNotebook) -> list[Finding]:
     )
     return sorted(found, key=lambda f: (f.cell, f.kind))
 
-# %% ../nbs/91_refactoring.ipynb #2ef969bf
+# %% ../nbs/91_refactoring.ipynb #37812067
 @dataclass
 class Block:
     "A function to draft: a run of cells of one stage, with its inputs and outputs."
@@ -566,7 +567,7 @@ def _results(nb: ResearchNotebook, last: Block, known: set[str]) -> list[str]:
         n for n in defines(last.cells[-1].tree) - known if not n.startswith("_")
     )
 
-# %% ../nbs/91_refactoring.ipynb #37812067
+# %% ../nbs/91_refactoring.ipynb #247a8b7f
 PANDAS_MAKERS = {
     "read_sql",
     "read_sql_query",
@@ -665,7 +666,7 @@ def _type_hints(nb: ResearchNotebook) -> dict[str, str]:
                     hints[node.targets[0].id] = hint
     return hints
 
-# %% ../nbs/91_refactoring.ipynb #cd4ad85c
+# %% ../nbs/91_refactoring.ipynb #3ba0bfa4
 def _body(block: Block) -> str:
     "The block's code: its cells without directives and without statements that only show something."
     parts = []
@@ -725,7 +726,7 @@ def _needed_imports(nb: ResearchNotebook, code: str) -> list[str]:
     used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
     return [s for s in dict.fromkeys(nb.imports) if imported_names([s]) & used]
 
-# %% ../nbs/91_refactoring.ipynb #fa341d90
+# %% ../nbs/91_refactoring.ipynb #ac68fa05
 def _pipeline_source(nb: ResearchNotebook, blocks: list[Block], parameters: dict) -> str:
     "`run_pipeline`: the blocks chained as the notebook did, returning every hand-off by block."
     lines = [
@@ -764,7 +765,7 @@ def drafted_module(nb: ResearchNotebook, blocks: list[Block], parameters: dict) 
         f"PARAMETERS = {parameters!r}\n\n\n" + functions + "\n\n" + pipeline
     )
 
-# %% ../nbs/91_refactoring.ipynb #4592a9f8
+# %% ../nbs/91_refactoring.ipynb #650d3aa6
 def _notebook(cells: list[tuple[str, str]]) -> dict:
     "A notebook of (kind, source) cells."
     return {
@@ -834,7 +835,7 @@ def draft_notebook(nb: ResearchNotebook, block: Block, blocks: list[Block]) -> d
         ]
     )
 
-# %% ../nbs/91_refactoring.ipynb #ac68fa05
+# %% ../nbs/91_refactoring.ipynb #808ab674
 def pipeline_notebook(nb: ResearchNotebook, blocks: list[Block], parameters: dict) -> dict:
     "The pipeline draft: the blocks chained the way the notebook ran them, and an example."
     names = ", ".join(b.name for b in blocks)

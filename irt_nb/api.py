@@ -142,7 +142,6 @@ class ModelService:
         self.index = {item: j for j, item in enumerate(model.item_ids)}
         self.a, self.b, self.c = model.discrimination, model.difficulty, model.guessing
         self.abilities = model.abilities
-        self.version: str | None = None  # the registry version it serves, when it comes from one
 
     def columns(
         self, ids: list[str], unknown: str, path: str
@@ -212,10 +211,14 @@ class ModelService:
             warnings,
         )
 
+    def pointwise(self, theta: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        "P(correct) of each (ability, item column) pair."
+        a, b, c = self.a[columns], self.b[columns], self.c[columns]
+        return c + (1 - c) * expit(a * (theta - b))
+
     def probabilities(self, theta: float, columns: np.ndarray, ids: list[str]) -> list[dict]:
         "P(correct) for one ability and the given item columns."
-        a, b, c = self.a[columns], self.b[columns], self.c[columns]
-        p = c + (1 - c) * expit(a * (theta - b))
+        p = self.pointwise(np.full(len(columns), theta), columns)
         return [
             {"item_id": item, "probability": float(v)}
             for item, v in zip(ids, p.tolist(), strict=True)
@@ -245,8 +248,11 @@ class Served:
             return self.canary, self.canary_version, self.current
         return self.current, self.version, None
 
-    def current_pair(self) -> list[ModelService]:
-        return [s for s in (self.current, self.canary) if s is not None]
+    def by_version(self) -> dict[str, ModelService]:
+        "The services loaded, by version (for reuse when the pointer moves)."
+        return {
+            v: s for v, s in ((self.version, self.current), (self.canary_version, self.canary)) if s
+        }
 
 
 class CanaryStats:
@@ -621,14 +627,10 @@ async def outcomes(request: Request) -> Response:
         items.append(outcome["item_id"])
         columns.append(j)
         thetas.append(theta)
-    columns = np.asarray(columns)
-    a, b, c = service.a[columns], service.b[columns], service.c[columns]
-    p = c + (1 - c) * expit(a * (np.asarray(thetas) - b))
+    p = service.pointwise(np.asarray(thetas), np.asarray(columns))
     y = np.array([o["correct"] for o in records], float)
-    await asyncio.to_thread(store.record, served.version, items, y, p)
+    flagged = await asyncio.to_thread(store.record, served.version, items, y, p)
     request.app.state.metrics.outcomes.labels(served.version).inc(len(records))
-    table = await asyncio.to_thread(store.drift, served.version)
-    flagged = sorted(set(items) & set(table.item_id[table.flagged]))
     return _json({"recorded": len(records), "model_version": served.version, "flagged": flagged})
 
 
@@ -1054,6 +1056,7 @@ class ModelState:
 
     def _apply(self, registry: Registry) -> None:
         "Load what the pointer names, unless it is what is served (or what failed to load last time)."
+        wanted = None
         try:
             pointer = registry.pointer()
             canary = pointer.get("canary") or {}
@@ -1067,7 +1070,7 @@ class ModelState:
                 return
             if wanted[0] is None:
                 raise ValueError(f"{registry.url} has no current version: promote one")
-            have = {s.version: s for s in (self.served.current_pair() if self.served else [])}
+            have = self.served.by_version() if self.served else {}
             current = have.get(wanted[0]) or ModelService(registry.load(wanted[0]))
             other = (
                 (have.get(wanted[1]) or ModelService(registry.load(wanted[1])))
@@ -1075,15 +1078,12 @@ class ModelState:
                 else None
             )
         except Exception as e:  # noqa: BLE001 (a bad version never replaces a good one: report, keep serving)
-            self._failed, self.error = locals().get("wanted"), str(e)
+            self._failed, self.error = wanted, str(e)
             self.status = "ready" if self.served is not None else "failed"
             log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
             return
         if wanted[1] != (self.served.canary_version if self.served else None):
             self.canary_stats = CanaryStats(wanted[1]) if wanted[1] else None
-        current.version = wanted[0]
-        if other is not None:
-            other.version = wanted[1]
         self.served = Served(current, wanted[0], other, wanted[1], wanted[2], wanted[3])
         self.status, self.error, self._applied, self._failed = "ready", None, wanted, None
         log.warning(

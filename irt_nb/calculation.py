@@ -18,7 +18,7 @@ from scipy.special import expit, log_expit, logit
 from tqdm.std import tqdm  # text bar: no ipywidgets warning in notebooks and reports
 
 # %% auto #0
-__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'FIT_FIELDS', 'MODEL_SCHEMA', 'GUESSING_RANGE', 'StudentAbilities', 'model_to_dict', 'write_atomic', 'save_model', 'model_from_dict', 'load_model']
+__all__ = ['Model', 'MODELS', 'MISSING', 'BOUNDS', 'probability_correct', 'response_codes', 'normal_quadrature', 'item_terms', 'log_probabilities', 'expected_counts', 'LocalResponses', 'SparseResponses', 'item_objective', 'item_score_information', 'maximise_items', 'pack', 'unpack', 'free_jacobian', 'information_terms', 'combine_information', 'IterationRecord', 'CalibratedModel', 'data_fingerprint', 'fit_irt', 'PersonScores', 'score_persons', 'response_codes_allow_empty_items', 'align_responses', 'item_information', 'test_information', 'ItemFit', 'item_fit', 'MODEL_FORMAT', 'ITEM_FIELDS', 'FIT_FIELDS', 'MODEL_SCHEMA', 'GUESSING_RANGE', 'StudentAbilities', 'model_to_dict', 'write_atomic', 'save_model', 'model_from_dict', 'load_model']
 
 # %% ../nbs/02_calculation.ipynb #3af65276
 Model = Literal["1pl", "2pl", "3pl"]
@@ -814,6 +814,20 @@ def response_codes_allow_empty_items(responses, n_items: int) -> np.ndarray:
         ]
     )
     return response_codes(padded)[:-1]
+
+# %% ../nbs/02a_scoring.ipynb #7d1e0a11
+def align_responses(
+    model: CalibratedModel,  # a fitted model
+    codes: np.ndarray,  # (n_persons, n_columns) int8: 1 right, 0 wrong, -1 missing
+    item_ids: list,  # the item id of each column
+) -> tuple[np.ndarray, list[str]]:
+    "The codes in the model's item order (items the model lacks left out, its own unanswered: -1), and the unknown ids."
+    position = {item: j for j, item in enumerate(model.item_ids)}
+    ids = [str(i) for i in item_ids]
+    known = [j for j, item in enumerate(ids) if item in position]
+    aligned = np.full((codes.shape[0], len(model.item_ids)), -1, np.int8)
+    aligned[:, [position[ids[j]] for j in known]] = codes[:, known]
+    return aligned, [item for item in ids if item not in position]
 
 # %% ../nbs/02a_scoring.ipynb #bec61048
 def item_information(model: CalibratedModel, theta: np.ndarray) -> np.ndarray:

@@ -170,7 +170,7 @@ def fit_command(args: argparse.Namespace) -> int:
     _print_fit(run.model, "")
     print(f"model: {out}\nprocessing report: {report}")
     if args.registry:
-        _register(args, run, settings)
+        _register(args, run, settings, model_path=out)
     return 0
 
 
@@ -181,14 +181,20 @@ def _absolute(source: str) -> str:
     return source if "://" in source else str(Path(source).resolve())
 
 
-def _register(args: argparse.Namespace, run, settings: dict) -> str:
+def _register(args: argparse.Namespace, run, settings: dict, model_path=None) -> str:
     "Register a calibration with its settings and held-out quality; print the version id."
     from irt_nb.registry import Registry, register_calibration
 
     registry = Registry(args.registry, _options(args))
     settings = {**settings, "source": _absolute(settings["source"])}
     vid = register_calibration(
-        registry, run.model, run.matrix.codes, settings, args.reason, holdout=args.holdout
+        registry,
+        run.model,
+        run.matrix.codes,
+        settings,
+        args.reason,
+        holdout=args.holdout,
+        model_path=model_path,
     )
     metrics = registry.version(vid).metrics
     quality = (
@@ -530,7 +536,7 @@ def monitor_command(args: argparse.Namespace) -> int:
     "Compare new answers with a model; exit 1 when a threshold is crossed (for schedulers to alert on)."
     from irt_nb.calculation import load_model
     from irt_nb.monitoring import monitor_responses
-    from irt_nb.pipeline import _dense, read_responses
+    from irt_nb.pipeline import read_responses
     from irt_nb.processing import process_responses
 
     if args.report:
@@ -539,7 +545,7 @@ def monitor_command(args: argparse.Namespace) -> int:
     matrix = process_responses(read_responses(args.source, **_read_options(args)))
     result = monitor_responses(
         model,
-        _dense(matrix.codes),
+        matrix.dense_codes,
         [str(i) for i in matrix.item_ids],
         alpha=args.alpha,
         max_shift=args.max_shift,

@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from .calculation import CalibratedModel, fit_irt, score_persons
+from .calculation import CalibratedModel, align_responses, fit_irt, score_persons
 
 # %% auto #0
-__all__ = ['DriftSettings', 'cusum_step', 'detection_delay', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
+__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
 
 # %% ../nbs/08_monitoring.ipynb #efa933c2
 @dataclass(frozen=True)
@@ -28,26 +29,28 @@ class DriftSettings:
     bucket_seconds: int = 3600
 
 
+def cusum_path(y: np.ndarray, p: np.ndarray, k: float, up: float = 0.0, down: float = 0.0):
+    "The two CUSUMs (S+, S-) after each outcome `y` (predicted `p`), in order."
+    for zi in ((y - p) / np.sqrt(p * (1 - p))).tolist():
+        up, down = max(0.0, up + zi - k), max(0.0, down - zi - k)
+        yield up, down
+
+
 def cusum_step(
     up: float, down: float, y: np.ndarray, p: np.ndarray, k: float
 ) -> tuple[float, float]:
     "The two CUSUMs after adding the outcomes `y` (predicted `p`), in order."
-    z = (y - p) / np.sqrt(p * (1 - p))
-    for zi in z.tolist():
-        up, down = max(0.0, up + zi - k), max(0.0, down - zi - k)
-    return up, down
+    path = deque(cusum_path(y, p, k, up, down), maxlen=1)  # only the last pair is kept
+    return path[0] if path else (up, down)
 
 
 def detection_delay(
     p: np.ndarray, y: np.ndarray, settings: DriftSettings = DriftSettings()
 ) -> int | None:
     "How many outcomes the CUSUM needs to flag the stream (None if it never does)."
-    up = down = 0.0
-    z = (y - p) / np.sqrt(p * (1 - p))
-    for i, zi in enumerate(z):
-        up, down = max(0.0, up + zi - settings.allowance), max(0.0, down - zi - settings.allowance)
-        if up > settings.threshold or down > settings.threshold:
-            return i + 1
+    for i, (up, down) in enumerate(cusum_path(y, p, settings.allowance), start=1):
+        if max(up, down) > settings.threshold:
+            return i
     return None
 
 # %% ../nbs/08_monitoring.ipynb #5c1d00e0
@@ -111,8 +114,8 @@ class OutcomeStore:
         y: np.ndarray,
         p: np.ndarray,
         now: float | None = None,
-    ) -> None:
-        "Add outcomes (in arrival order) of `version`'s items: CUSUMs and the current bucket's sums."
+    ) -> list[str]:
+        "Add outcomes (in arrival order) of `version`'s items: CUSUMs and the current bucket's sums; the items now flagged."
         import sqlalchemy as sa
 
         now = time.time() if now is None else now
@@ -120,7 +123,7 @@ class OutcomeStore:
         y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
         frame = pd.DataFrame({"item": item_ids, "y": y, "p": p})
         frame["ll"] = -(frame.y * np.log(frame.p) + (1 - frame.y) * np.log1p(-frame.p))
-        insert = _insert(self.engine)
+        insert, flagged = _insert(self.engine), []
         with self.engine.begin() as conn:
             for item, rows in frame.groupby("item", sort=True):
                 conn.execute(
@@ -144,6 +147,8 @@ class OutcomeStore:
                 up, down = cusum_step(
                     up, down, rows.y.to_numpy(), rows.p.to_numpy(), self.settings.allowance
                 )
+                if max(up, down) > self.settings.threshold:
+                    flagged.append(item)
                 conn.execute(
                     sa.update(self.state)
                     .where(key)
@@ -166,6 +171,7 @@ class OutcomeStore:
                         },
                     )
                 )
+        return flagged
 
     def drift(self, version: str, now: float | None = None) -> pd.DataFrame:
         "Per item: CUSUMs, flag, and the window's answers, observed and expected proportions, calibration error, log-loss."
@@ -249,6 +255,7 @@ class MonitorResult:
     invariants: dict  # new_items, missing_items, missing_rate, calibration_missing_rate, mean_theta, sd_theta
     age_days: float | None
     crossed: list[str]
+    theta: np.ndarray  # (n_students,) EAP abilities of the new answers' students under the model
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
@@ -273,12 +280,8 @@ def monitor_responses(
     "Compare new answers with the model: per-item drift, refit shifts, input invariants, age."
     from scipy.stats import norm
 
-    position = {item: j for j, item in enumerate(model.item_ids)}
-    known = [j for j, item in enumerate(item_ids) if item in position]
-    new_items = [item for item in item_ids if item not in position]
+    aligned, new_items = align_responses(model, codes, item_ids)
     missing_items = sorted(set(model.item_ids) - set(item_ids))
-    aligned = np.full((codes.shape[0], len(model.item_ids)), -1, np.int8)
-    aligned[:, [position[item_ids[j]] for j in known]] = codes[:, known]
     answered = aligned >= 0
     theta = score_persons(model, aligned, "eap").theta
     p = model.probability(theta)
@@ -299,19 +302,14 @@ def monitor_responses(
         }
     )
     items["drifted"] = (items.p_adjusted < alpha) & (items.n > 0)
-    stable = {
-        model.item_ids[j]: tuple(model.item_params[j, :2].tolist())
-        for j in np.flatnonzero(~items.drifted & (n > 0))
-    }
     items["refit_difficulty"], items["shift"] = np.nan, np.nan
-    free = items.drifted.to_numpy()
-    if free.any() and stable:
-        columns = np.flatnonzero(n > 0)
-        anchors = {
-            model.item_ids[j]: (model.discrimination[j], model.difficulty[j])
-            for j in columns
-            if not free[j]
-        }
+    free, columns = items.drifted.to_numpy(), np.flatnonzero(n > 0)
+    anchors = {  # the stable items, held at their calibrated values
+        model.item_ids[j]: (model.discrimination[j], model.difficulty[j])
+        for j in columns
+        if not free[j]
+    }
+    if free.any() and anchors:
         refit = fit_irt(
             aligned[:, columns],
             model="2pl" if model.model != "3pl" else "3pl",
@@ -360,7 +358,7 @@ def monitor_responses(
         )
     if age is not None and age > max_age_days:
         crossed.append(f"the model is {age:.0f} days old (limit {max_age_days:g})")
-    return MonitorResult(items, invariants, age, crossed)
+    return MonitorResult(items, invariants, age, crossed, theta)
 
 # %% ../nbs/08_monitoring.ipynb #e2d7be19
 class ServingMetrics:
@@ -389,11 +387,10 @@ class ServingMetrics:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
             MultiProcessCollector(registry)
         else:
-            registry = CollectorRegistry()
             registry.register(_Reader(list(REGISTRY.collect())))
         for collector in extra:
             registry.register(collector)

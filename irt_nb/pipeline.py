@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from irt_nb.calculation import (
     CalibratedModel,
     StudentAbilities,
+    align_responses,
     fit_irt,
     score_persons,
     write_atomic,
@@ -94,15 +94,10 @@ def calibrate(
     )
     fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
     if abilities:
-        scores = score_persons(fitted, _dense(matrix.codes), "eap")
+        scores = score_persons(fitted, matrix.dense_codes, "eap")
         students = StudentAbilities.from_arrays(matrix.person_ids, scores.theta, scores.se)
         fitted = replace(fitted, abilities=students)
     return Calibration(matrix, fitted)
-
-
-def _dense(codes) -> np.ndarray:
-    "The int8 matrix (1, 0, -1) of a dense or sparse (2, 1, none) response matrix."
-    return codes.toarray().astype(np.int8) - 1 if hasattr(codes, "tocsr") else codes
 
 # %% ../nbs/03_pipeline.ipynb #7d1e0d02
 @dataclass(frozen=True)
@@ -130,18 +125,13 @@ def score_responses(
     matrix = process_responses(
         read_responses(source, **read_options), attempt_policy=attempt_policy
     )
-    position = {item: j for j, item in enumerate(model.item_ids)}
-    unknown = [str(i) for i in matrix.item_ids if str(i) not in position]
+    aligned, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
     if unknown and unknown_items == "error":
         raise ValueError(
             f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}"
             + (" ..." if len(unknown) > 10 else "")
             + "; leave them out with unknown_items='skip' (--unknown-items skip)"
         )
-    codes = _dense(matrix.codes)
-    aligned = np.full((len(matrix.person_ids), len(model.item_ids)), -1, np.int8)
-    known = [j for j, item in enumerate(matrix.item_ids) if str(item) in position]
-    aligned[:, [position[str(matrix.item_ids[j])] for j in known]] = codes[:, known]
     scores = score_persons(model, aligned, method)
     table = pd.DataFrame(
         {
@@ -161,9 +151,10 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     if suffix in (".csv", ".csv.gz"):
-        data = table.to_csv(index=False, compression="gzip" if suffix.endswith(".gz") else None)
-        if isinstance(data, str):
-            return write_atomic(path, data)
+        import gzip
+
+        text = table.to_csv(index=False)
+        return write_atomic(path, gzip.compress(text.encode()) if suffix.endswith(".gz") else text)
     if suffix == ".parquet":
         import io
 

@@ -38,6 +38,13 @@ class ResponseMatrix:
         return np.where(self.codes < 0, np.nan, self.codes.astype(float))
 
     @property
+    def dense_codes(self) -> np.ndarray:
+        "The int8 matrix (1 right, 0 wrong, -1 missing) whichever layout the codes are kept in."
+        return (
+            self.codes.toarray().astype(np.int8) - 1 if hasattr(self.codes, "tocsr") else self.codes
+        )
+
+    @property
     def missing_share(self) -> float:
         "Share of person-item cells without an answer."
         if hasattr(self.codes, "tocsr"):

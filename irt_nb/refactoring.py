@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'STAGE_ORDER', 'DATAFRAME_ATTRIBUTES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'lint_research', 'Block', 'plan_blocks', 'function_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'DATAFRAME_ATTRIBUTES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'lint_research', 'Block', 'plan_blocks', 'function_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -177,7 +177,6 @@ DISPLAY = {
     "savefig",
 }
 PLAIN_NUMBERS = {0, 1, -1, 2, 0.5, 100}
-STAGE_ORDER = ("preparation", "processing", "calculation")
 
 
 def _call_name(node: ast.Call) -> str:
@@ -236,19 +235,11 @@ def _select_star(nb: ResearchNotebook) -> list[Finding]:
         for node in cell.tree.body:
             if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
                 continue
-            texts = [
-                c.value
-                for c in ast.walk(node.value)
-                if isinstance(c, ast.Constant) and isinstance(c.value, str)
-            ]
-            match = next(
-                (
-                    re.search(r"select\s+\*\s+from\s+([\w.]+)", t, re.I)
-                    for t in texts
-                    if re.search(r"select\s+\*", t, re.I)
-                ),
-                None,
+            found = (
+                re.search(r"select\s+\*\s+from\s+([\w.]+)", t, re.I)
+                for t in _strings(ast.walk(node.value))
             )
+            match = next(filter(None, found), None)
             if not match:
                 continue
             name = node.targets[0].id
@@ -263,6 +254,11 @@ def _select_star(nb: ResearchNotebook) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _strings(nodes) -> list[str]:
+    "The string constants among `nodes`."
+    return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
 def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
@@ -288,12 +284,7 @@ def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
                 and node.value.id == name
             ):
                 keys = node.slice.elts if isinstance(node.slice, ast.List) else [node.slice]
-                strings = [
-                    k.value
-                    for k in keys
-                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                ]
-                (created.update if isinstance(node.ctx, ast.Store) else read.extend)(strings)
+                (created.update if isinstance(node.ctx, ast.Store) else read.extend)(_strings(keys))
             elif (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -304,12 +295,7 @@ def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
                     *node.args,
                     *(k.value for k in node.keywords),
                 ]:  # df.pivot(index="a", ...), df.drop_duplicates(["a"])
-                    items = arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg]
-                    read += [
-                        i.value
-                        for i in items
-                        if isinstance(i, ast.Constant) and isinstance(i.value, str)
-                    ]
+                    read += _strings(arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg])
     return [c for c in dict.fromkeys(read) if c not in created and c.isidentifier()]
 
 
@@ -336,11 +322,7 @@ def _reads_outside_preparation(nb: ResearchNotebook) -> list[Finding]:
         if cell.stage in (None, "preparation"):
             continue
         for call in (n for n in ast.walk(cell.tree) if isinstance(n, ast.Call)):
-            if _call_name(call) in READS and not (
-                isinstance(call.func, ast.Attribute)
-                and call.func.attr == "load"
-                and _is_axes_call(call)
-            ):
+            if _call_name(call) in READS:
                 found.append(
                     Finding(
                         cell.number,
@@ -372,27 +354,23 @@ def _redefined(nb: ResearchNotebook) -> list[Finding]:
 
 def _used_before_defined(nb: ResearchNotebook) -> list[Finding]:
     known = BUILTINS | set(nb.parameters) | imported_names(nb.imports)
-    found, seen = [], set()
-    later = {}
+    found, first = [], {}  # name -> the cell that first defines it
     for cell in nb.cells:
         for name in defines(cell.tree):
-            later.setdefault(name, cell.number)
+            first.setdefault(name, cell.number)
     for cell in nb.cells:
-        local = set()
         for node in cell.tree.body:
             for name in reads(node):
-                if name.id not in known | seen | local and later.get(name.id, 0) > cell.number:
+                if name.id not in known and first.get(name.id, 0) > cell.number:
                     found.append(
                         Finding(
                             cell.number,
                             "used-before-defined",
-                            f"{name.id!r} is read here but first defined in cell {later[name.id]}",
+                            f"{name.id!r} is read here but first defined in cell {first[name.id]}",
                             "run the cells in order from a fresh kernel, and move the definition up",
                         )
                     )
-                    known.add(name.id)
-            local |= defines(ast.Module(body=[node], type_ignores=[]))
-        seen |= defines(cell.tree)
+                    known.add(name.id)  # one finding per name
     return found
 
 

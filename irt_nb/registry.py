@@ -21,6 +21,7 @@ from irt_nb.calculation import (
     CalibratedModel,
     fit_irt,
     load_model,
+    model_from_dict,
     save_model,
     score_persons,
     write_atomic,
@@ -111,8 +112,10 @@ class Registry:
     ) -> str:
         "Register the model file at `model_path` (and its sidecar); returns the version id."
         model_path = Path(model_path)
-        model = load_model(model_path)  # only a valid model file gets in
         doc = json.loads(model_path.read_text(encoding="utf-8"))
+        model = model_from_dict(
+            doc, f"model file {model_path}", model_path.parent
+        )  # only a valid one
         vid = version_id(doc)
         if self.fs.exists(self._path("versions", vid, "model.json")):
             return vid
@@ -157,6 +160,9 @@ class Registry:
 
     def version(self, vid: str) -> Version:
         "A version by id or unambiguous prefix; ValueError naming the versions there are otherwise."
+        record = self._json("versions", vid, "version.json") if vid else None
+        if record and self.fs.exists(self._path("versions", vid, "model.json")):
+            return Version(**record)  # a full id: no need to list the registry
         matches = [v for v in self.versions() if v.version_id.startswith(vid)] if vid else []
         if len(matches) != 1:
             known = [v.version_id for v in self.versions()]
@@ -486,6 +492,7 @@ def register_calibration(
     reason: str,
     holdout: float = 0.1,
     seed: int = 0,
+    model_path: str | Path | None = None,  # `model` already saved here (not written again)
 ) -> str:
     "Register a calibrated model with its settings (for `verify`) and its held-out quality."
     fit_options = {
@@ -494,9 +501,12 @@ def register_calibration(
     metrics = (
         holdout_metrics(np.asarray(codes), holdout, seed, **fit_options) if holdout > 0 else {}
     )
+    provenance = {"settings": settings}
+    if model_path is not None:
+        return registry.add(model_path, reason, provenance=provenance, metrics=metrics)
     with tempfile.TemporaryDirectory() as tmp:
         path = save_model(model, Path(tmp) / "model.json")
-        return registry.add(path, reason, provenance={"settings": settings}, metrics=metrics)
+        return registry.add(path, reason, provenance=provenance, metrics=metrics)
 
 
 def verify(registry: Registry, vid: str) -> list[str]:
@@ -516,7 +526,7 @@ def verify(registry: Registry, vid: str) -> list[str]:
             "no recorded source and settings (registered with `models add`): nothing to refit"
         ]
     stored = registry.load(version.version_id)
-    refit = calibrate(**settings, progress=False).model
+    refit = calibrate(**settings, abilities=False, progress=False).model  # the items are compared
     if refit.data_fingerprint != stored.data_fingerprint:
         problems.append(
             f"data fingerprint {refit.data_fingerprint} differs from the recorded {stored.data_fingerprint}"

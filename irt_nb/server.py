@@ -209,10 +209,9 @@ def run_server(
         IRT_NB_API_LIMITS=json.dumps(asdict(api_limits) if api_limits is not None else {}),
     )
     BoundedHttpToolsProtocol.limits = server_limits or ServerLimits()
-    stopped = []
+    # uvicorn re-raises the stop signal once it has drained; this handler receives it, so the process exits 0
     previous = {
-        s: signal.signal(s, lambda sig, frame: stopped.append(sig))
-        for s in (signal.SIGTERM, signal.SIGINT)
+        s: signal.signal(s, lambda sig, frame: None) for s in (signal.SIGTERM, signal.SIGINT)
     }
     try:
         uvicorn.run(

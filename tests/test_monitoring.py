@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -151,7 +152,6 @@ def test_metrics_add_up_across_workers(served_model):
 def test_the_postgresql_store_flags_the_same_and_loses_no_concurrent_outcome():
     with PostgresServer() as pg:
         store = OutcomeStore(pg.url, DriftSettings())
-        rng = np.random.default_rng(2)
         items = [f"i{j}" for j in range(4)]
 
         def feed(seed):
@@ -169,7 +169,6 @@ def test_the_postgresql_store_flags_the_same_and_loses_no_concurrent_outcome():
         table = store.drift("v1")
         assert int(table.n.sum()) == 4 * 25 * 40 and int(table.n_window.sum()) == 4 * 25 * 40
         assert table.item_id[table.flagged].tolist() == ["i2"]
-        assert rng is not None
 
 
 def test_batch_scoring_and_the_api_give_the_same_answers(served_model, tmp_path):
@@ -214,12 +213,10 @@ def test_extreme_but_valid_inputs_give_finite_answers():
         p = probability_correct(np.array([theta]), a, b)
         assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
     small = fit_irt((rng.random((500, 20)) < 0.6).astype(float), progress=False)
-    big = small.__class__(
-        **{
-            **small.__dict__,
-            "item_ids": [f"q{j}" for j in range(n_items)],
-            **{f: np.resize(getattr(small, f), n_items) for f in (*ITEM_FIELDS, "fixed")},
-        }
+    big = replace(
+        small,
+        item_ids=[f"q{j}" for j in range(n_items)],
+        **{f: np.resize(getattr(small, f), n_items) for f in (*ITEM_FIELDS, "fixed")},
     )
     patterns = np.vstack([np.zeros(n_items), np.ones(n_items), rng.integers(0, 2, n_items)]).astype(
         float

@@ -27,7 +27,9 @@ RESULTS = ROOT / "bench/results/api.json"
 
 def model_file() -> Path:
     "A 2PL model of 100 items fitted on simulated answers (written once)."
-    from irt_nb.calculation import fit_irt, probability_correct, save_model
+    from irt_nb.calculation import fit_irt
+    from irt_nb.item_models import probability_correct
+    from irt_nb.model_file import save_model
 
     path = ROOT / "outputs/bench/model100.json"
     if not path.exists():

@@ -36,7 +36,10 @@ def heavy_wrk(url: str, seconds: int, script: Path, out: dict) -> None:
     "The heavy clients: 4 connections, closed loop; how many answers and of which status."
     text = subprocess.run(
         ["wrk", "-t1", "-c4", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     out["heavy_rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
     refused = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
@@ -45,20 +48,39 @@ def heavy_wrk(url: str, seconds: int, script: Path, out: dict) -> None:
 
 def one_round(model: Path, rate: float, loaded: bool, seconds: int, port: int) -> dict:
     server = subprocess.Popen(
-        [str(BIN / "irt-nb"), "serve", "--model", str(model), "--port", str(port), "--workers", "2",
-         "--log-level", "warning", "--heavy-rate", str(rate)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "irt-nb"),
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+            "--heavy-rate",
+            str(rate),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         wait(f"{base}/ready")
         items = [f"q{j:03d}" for j in range(100)]
         normal = lua("normal", {"theta": 0.3, "items": items[::5]})
-        heavy = lua("heavy", {"students": [{"theta": 0.1 * (i % 40) - 2} for i in range(200)], "items": items})
+        heavy = lua(
+            "heavy",
+            {"students": [{"theta": 0.1 * (i % 40) - 2} for i in range(200)], "items": items},
+        )
         extra: dict = {}
         thread = None
         if loaded:
-            thread = threading.Thread(target=heavy_wrk, args=(f"{base}/v1/probabilities/batch", seconds + 2, heavy, extra))
+            thread = threading.Thread(
+                target=heavy_wrk, args=(f"{base}/v1/probabilities/batch", seconds + 2, heavy, extra)
+            )
             thread.start()
         result = wrk(f"{base}/v1/probabilities", seconds, normal)
         if thread:
@@ -84,7 +106,11 @@ def main():
             runs[name].append(result)
             print(
                 f"round {round_ + 1} {name:<55} ordinary {result['rps']:7.0f} req/s p99 {result['p99_ms']:6.2f} ms"
-                + (f"  heavy {result['heavy_rps']:6.1f} req/s ({result['heavy_non_2xx']} refused)" if loaded else ""),
+                + (
+                    f"  heavy {result['heavy_rps']:6.1f} req/s ({result['heavy_non_2xx']} refused)"
+                    if loaded
+                    else ""
+                ),
                 flush=True,
             )
     alone = statistics.median(r["rps"] for r in runs["alone"])
@@ -94,16 +120,22 @@ def main():
             "median_ordinary_p99_ms": statistics.median(r["p99_ms"] for r in rs),
             "kept_share": statistics.median(r["rps"] for r in rs) / alone,
             **(
-                {"median_heavy_rps": statistics.median(r["heavy_rps"] for r in rs),
-                 "heavy_refused_429": sum(r["heavy_non_2xx"] for r in rs)}
-                if setups[name][1] else {}
+                {
+                    "median_heavy_rps": statistics.median(r["heavy_rps"] for r in rs),
+                    "heavy_refused_429": sum(r["heavy_non_2xx"] for r in rs),
+                }
+                if setups[name][1]
+                else {}
             ),
             "rounds": rs,
         }
         for name, rs in runs.items()
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"seconds": args.seconds, "rounds": args.rounds, "results": summary}, indent=1) + "\n")
+    RESULTS.write_text(
+        json.dumps({"seconds": args.seconds, "rounds": args.rounds, "results": summary}, indent=1)
+        + "\n"
+    )
     for name, s in summary.items():
         print(f"{name:<55} {s['median_ordinary_rps']:7.0f} req/s  kept {s['kept_share']:.0%}")
     print(f"results: {RESULTS}")

@@ -69,20 +69,36 @@ def _serving(axes):
             color=["steelblue", "lightsteelblue", "grey"],
         )
         for i, n in enumerate(names):
-            axes[0].annotate(f"{heavy[n]['kept_share']:.0%}", (i, heavy[n]["median_ordinary_rps"]), ha="center", va="bottom")
-        axes[0].set(title="ordinary traffic beside the heaviest allowed batches", ylabel="requests per second (2 workers)")
+            axes[0].annotate(
+                f"{heavy[n]['kept_share']:.0%}",
+                (i, heavy[n]["median_ordinary_rps"]),
+                ha="center",
+                va="bottom",
+            )
+        axes[0].set(
+            title="ordinary traffic beside the heaviest allowed batches",
+            ylabel="requests per second (2 workers)",
+        )
     if start_path.exists():
         start = json.loads(start_path.read_text())
         old = start["format1_inline"]["ready_s"]
-        axes[1].bar(["sidecar (memory-mapped)", "inline JSON (irt_nb 0.1)"],
-                    [start["sidecar"]["median_ready_s"], old if old is not None else 180],
-                    color=["steelblue", "grey"])
-        axes[1].set(title=f"serve ready with {start['students']:,} students (2 workers)", ylabel="seconds",
-                    yscale="log")
+        axes[1].bar(
+            ["sidecar (memory-mapped)", "inline JSON (irt_nb 0.1)"],
+            [start["sidecar"]["median_ready_s"], old if old is not None else 180],
+            color=["steelblue", "grey"],
+        )
+        axes[1].set(
+            title=f"serve ready with {start['students']:,} students (2 workers)",
+            ylabel="seconds",
+            yscale="log",
+        )
         if old is None:
             axes[1].annotate("not ready in 180 s", (1, 180), ha="center", va="bottom")
-        axes[2].bar(["sidecar", "inline JSON"], [start["sidecar"]["median_peak_rss_mib"], start["format1_inline"]["peak_rss_mib"]],
-                    color=["steelblue", "grey"])
+        axes[2].bar(
+            ["sidecar", "inline JSON"],
+            [start["sidecar"]["median_peak_rss_mib"], start["format1_inline"]["peak_rss_mib"]],
+            color=["steelblue", "grey"],
+        )
         axes[2].set(title="peak memory of the server's processes", ylabel="MiB")
 
 

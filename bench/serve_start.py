@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench/results/serve_start.json"
 
 def models(n: int) -> tuple[Path, Path, str]:
     "The model with n students as a sidecar model file and as a format-1 file; a student to look up."
-    from irt_nb.calculation import StudentAbilities, load_model, model_to_dict, save_model
+    from irt_nb.model_file import StudentAbilities, load_model, model_to_dict, save_model
 
     folder = ROOT / f"outputs/bench/students{n}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,21 +46,33 @@ def models(n: int) -> tuple[Path, Path, str]:
         doc = model_to_dict(replace(base, abilities=None))  # the 0.1 layout: persons inline
         doc.update(
             format="irt_nb.model/1",
-            fit={f: doc.pop(f) for f in ("loglik", "aic", "bic", "n_parameters", "n_persons", "n_responses")},
-            convergence={f: doc.pop(f) for f in ("converged", "n_iterations", "max_abs_gradient", "history")},
+            fit={
+                f: doc.pop(f)
+                for f in ("loglik", "aic", "bic", "n_parameters", "n_persons", "n_responses")
+            },
+            convergence={
+                f: doc.pop(f) for f in ("converged", "n_iterations", "max_abs_gradient", "history")
+            },
         )
         for item in doc["items"]:
             item["id"] = item.pop("item_id")
         with open(old, "w") as f:
             f.write(json.dumps(doc)[:-1] + ', "abilities": {"method": "eap", "persons": {')
-            f.write(",".join(f'"{i}": [{a!r}, {b!r}]' for i, a, b in zip(ids.tolist(), theta.tolist(), se.tolist(), strict=True)))
+            f.write(
+                ",".join(
+                    f'"{i}": [{a!r}, {b!r}]'
+                    for i, a, b in zip(ids.tolist(), theta.tolist(), se.tolist(), strict=True)
+                )
+            )
             f.write("}}}")
     return new, old, probe
 
 
 def tree_rss_mib(pid: int) -> float:
     "Resident memory of a process and its children (MiB)."
-    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)], capture_output=True, text=True
+    ).stdout
     return sum(int(x) for x in out.split()) / 1024
 
 
@@ -68,8 +80,21 @@ def start(model: Path, probe: str, timeout: float, port: int = 8821) -> dict:
     "Seconds to ready and to a correct lookup, and the peak memory meanwhile (None: not ready in time)."
     began = time.monotonic()
     server = subprocess.Popen(
-        [str(BIN / "irt-nb"), "serve", "--model", str(model), "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "irt-nb"),
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     peak, ready = 0.0, None
     try:
@@ -93,8 +118,12 @@ def start(model: Path, probe: str, timeout: float, port: int = 8821) -> dict:
             with urllib.request.urlopen(request, timeout=10) as reply:
                 answer = json.loads(reply.read())["ability"]
             peak = max(peak, tree_rss_mib(server.pid))
-        return {"ready_s": ready, "first_answer_s": time.monotonic() - began if answer else None,
-                "peak_rss_mib": peak, "answer": answer}
+        return {
+            "ready_s": ready,
+            "first_answer_s": time.monotonic() - began if answer else None,
+            "peak_rss_mib": peak,
+            "answer": answer,
+        }
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -107,21 +136,32 @@ def main():
     parser.add_argument("--old-timeout", type=float, default=180)
     args = parser.parse_args()
     new, old, probe = models(args.students)
-    sizes = {"model_json_bytes": new.stat().st_size,
-             "sidecar_bytes": sum(p.stat().st_size for p in new.parent.glob("model.abilities.*.arrow")),
-             "format1_json_bytes": old.stat().st_size}
+    sizes = {
+        "model_json_bytes": new.stat().st_size,
+        "sidecar_bytes": sum(p.stat().st_size for p in new.parent.glob("model.abilities.*.arrow")),
+        "format1_json_bytes": old.stat().st_size,
+    }
     print(sizes, flush=True)
     rounds = []
     for i in range(args.rounds):
         rounds.append(start(new, probe, timeout=60))
-        print(f"round {i + 1} sidecar: ready in {rounds[-1]['ready_s']:.2f} s, peak {rounds[-1]['peak_rss_mib']:.0f} MiB", flush=True)
+        print(
+            f"round {i + 1} sidecar: ready in {rounds[-1]['ready_s']:.2f} s, peak {rounds[-1]['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
     before = start(old, probe, timeout=args.old_timeout)
-    print(f"format 1 (inline JSON): ready in {before['ready_s']} s, peak {before['peak_rss_mib']:.0f} MiB", flush=True)
+    print(
+        f"format 1 (inline JSON): ready in {before['ready_s']} s, peak {before['peak_rss_mib']:.0f} MiB",
+        flush=True,
+    )
     summary = {
         "students": args.students,
         **sizes,
-        "sidecar": {"median_ready_s": statistics.median(r["ready_s"] for r in rounds),
-                    "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in rounds), "rounds": rounds},
+        "sidecar": {
+            "median_ready_s": statistics.median(r["ready_s"] for r in rounds),
+            "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in rounds),
+            "rounds": rounds,
+        },
         "format1_inline": before,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,6 @@ from pathlib import Path
 import fastjsonschema
 import numpy as np
 import orjson
-from scipy.special import expit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -35,13 +34,10 @@ from starlette.routing import Route
 
 import irt_nb
 from .auth import KeyStore
-from irt_nb.calculation import (
-    ITEM_FIELDS,
-    CalibratedModel,
-    load_model,
-    score_persons,
-)
+from .calculation import CalibratedModel
+from .model_file import ITEM_FIELDS, load_model
 from .registry import Registry, record_canary, version_id
+from .scoring import score_persons
 
 # %% auto #0
 __all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
@@ -140,7 +136,10 @@ class ModelService:
     def __init__(self, model: CalibratedModel):
         self.model = model
         self.index = {item: j for j, item in enumerate(model.item_ids)}
-        self.a, self.b, self.c = model.discrimination, model.difficulty, model.guessing
+        self.kind, self.rows = (
+            model.kind,
+            model.item_params,
+        )  # the item model's formula (irt_nb.item_models)
         self.abilities = model.abilities
 
     def columns(
@@ -213,8 +212,7 @@ class ModelService:
 
     def pointwise(self, theta: np.ndarray, columns: np.ndarray) -> np.ndarray:
         "P(correct) of each (ability, item column) pair."
-        a, b, c = self.a[columns], self.b[columns], self.c[columns]
-        return c + (1 - c) * expit(a * (theta - b))
+        return self.kind.pointwise(theta, self.rows[columns])
 
     def probabilities(self, theta: float, columns: np.ndarray, ids: list[str]) -> list[dict]:
         "P(correct) for one ability and the given item columns."

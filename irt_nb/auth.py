@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .calculation import write_atomic
+from .model_file import write_atomic
 
 # %% auto #0
 __all__ = ['SCOPES', 'KEY_PREFIX', 'Caller', 'check_scopes', 'KeyStore']

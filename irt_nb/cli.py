@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .calculation import MODELS
+from .item_models import MODELS
 from irt_nb.workbench import (
     configured_stages,
     read_notebook,
@@ -145,7 +145,7 @@ def _read_options(args: argparse.Namespace) -> dict:
 
 def fit_command(args: argparse.Namespace) -> int:
     "Load, process and fit; write the model file (with the students' abilities) and the processing report."
-    from irt_nb.calculation import save_model, write_atomic
+    from irt_nb.model_file import save_model, write_atomic
     from irt_nb.pipeline import calibrate
 
     if args.scheduler:
@@ -225,8 +225,9 @@ def _fit_distributed(args: argparse.Namespace) -> int:
     "Fit a persons × items Parquet dataset on a Dask cluster; only sufficient statistics reach this process."
     from distributed import Client
 
-    from irt_nb.calculation import fit_irt, save_model
+    from irt_nb.calculation import fit_irt
     from irt_nb.distributed import DaskResponses
+    from irt_nb.model_file import save_model
 
     with Client(args.scheduler) as client:
         store = DaskResponses(args.source, client)
@@ -247,7 +248,7 @@ def _fit_distributed(args: argparse.Namespace) -> int:
 
 def score_command(args: argparse.Namespace) -> int:
     "Abilities of the students in a file or table under a model file; one row per student."
-    from irt_nb.calculation import load_model
+    from irt_nb.model_file import load_model
     from irt_nb.pipeline import score_responses, write_table
 
     scores = score_responses(
@@ -338,7 +339,7 @@ def serve_command(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from irt_nb.api import ApiLimits  # a missing [api] extra stops here, in one line
     from irt_nb.auth import KeyStore
-    from irt_nb.calculation import load_model
+    from irt_nb.model_file import load_model
     from irt_nb.server import ServerLimits, check_exposure, run_server
 
     check_exposure(args.host, args.keys, args.insecure)
@@ -534,7 +535,7 @@ def _show_version(registry, vid: str) -> None:
 
 def monitor_command(args: argparse.Namespace) -> int:
     "Compare new answers with a model; exit 1 when a threshold is crossed (for schedulers to alert on)."
-    from irt_nb.calculation import load_model
+    from irt_nb.model_file import load_model
     from irt_nb.monitoring import monitor_responses
     from irt_nb.pipeline import read_responses
     from irt_nb.processing import process_responses

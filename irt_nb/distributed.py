@@ -10,7 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .calculation import MISSING, _chunks, _floats, expected_counts, information_terms
+from irt_nb.stores import (
+    MISSING,
+    ChunkedCodes,
+    expected_counts,
+    information_terms,
+    person_chunks,
+)
 
 # %% auto #0
 __all__ = ['DaskResponses', 'write_response_parquet']
@@ -32,15 +38,17 @@ def _counts(codes):
     return (codes == 1).sum(axis=0), (codes != MISSING).sum(axis=0), len(codes)
 
 
-def _estep(codes, nodes, log_weights, params):
-    return expected_counts(
-        codes, nodes, log_weights, params, _chunks(*codes.shape, len(nodes), None)
-    )
+def _chunked(codes, tables):
+    "The partition's float chunks (made on the worker, one at a time)."
+    return ChunkedCodes(codes, person_chunks(*codes.shape, len(tables.log_weights)), budget=0)
 
 
-def _information(codes, nodes, log_weights, params):
-    floats = (_floats(codes[rows]) for rows in _chunks(*codes.shape, len(nodes), None))
-    return information_terms(floats, nodes, log_weights, params)
+def _estep(codes, tables, precision):
+    return expected_counts(_chunked(codes, tables), tables, precision)
+
+
+def _information(codes, tables):
+    return information_terms(_chunked(codes, tables), tables)
 
 
 def _digest(codes) -> bytes:
@@ -95,11 +103,11 @@ class DaskResponses:
     def item_counts(self):
         return self._right, self._answered
 
-    def expected_counts(self, nodes, log_weights, params):
-        return self._sum(_estep, nodes, log_weights, params)
+    def expected_counts(self, tables, precision: str = "float64"):
+        return self._sum(_estep, tables, precision)
 
-    def information_terms(self, nodes, log_weights, params):
-        return self._sum(_information, nodes, log_weights, params)
+    def information_terms(self, tables):
+        return self._sum(_information, tables)
 
     def fingerprint(self) -> str:
         "SHA-256 over the partitions' digests in order (differs from the in-memory fingerprint of the same data)."

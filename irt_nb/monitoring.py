@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from .calculation import CalibratedModel, align_responses, fit_irt, score_persons
+from .calculation import CalibratedModel, fit_irt
+from .scoring import align_responses, score_persons
 
 # %% auto #0
 __all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']

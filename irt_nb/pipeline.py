@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from irt_nb.calculation import (
-    CalibratedModel,
-    StudentAbilities,
-    align_responses,
-    fit_irt,
-    score_persons,
-    write_atomic,
-)
+from .calculation import CalibratedModel, fit_irt
+from .model_file import StudentAbilities, write_atomic
 from .preparation import ColumnMap, LoadedResponses, load_responses, load_wide_responses
 from .processing import AttemptPolicy, ResponseMatrix, process_responses
+from .scoring import align_responses, score_persons
 
 # %% auto #0
 __all__ = ['Calibration', 'read_responses', 'calibrate', 'Scores', 'score_responses', 'write_table']

@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .item_models import item_model
+
 # %% auto #0
 __all__ = ['RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'ColumnMap', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
 
@@ -504,6 +506,12 @@ _RIGHT_WORDS = np.array(["1", "true", "Correct", " 1 "])
 _WRONG_WORDS = np.array(["0", "false", "INCORRECT", " 0 "])
 
 
+def _p_right(items: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
+    "P(right) of each (ability, item row) pair under the items' 2PL parameters."
+    kind, a = item_model("2pl"), items.discrimination.to_numpy()
+    return kind.pointwise(theta, kind.rows_from(a, -a * items.difficulty.to_numpy()))
+
+
 def simulate_sample_records(
     n_students: int = 3000,
     items_per_subject: int = 40,
@@ -552,13 +560,7 @@ def simulate_sample_records(
             seen = rng.random((n_students, form_size)) < seen_share
             person, position = np.nonzero(seen)
             it = form.iloc[position]
-            p = 1 / (
-                1
-                + np.exp(
-                    -it.discrimination.to_numpy()
-                    * (students.theta.to_numpy()[person] - it.difficulty.to_numpy())
-                )
-            )
+            p = _p_right(it, students.theta.to_numpy()[person])
             start = pd.Timestamp(day) + pd.to_timedelta(
                 rng.integers(8 * 60, 16 * 60, n_students)[person], unit="min"
             )
@@ -580,13 +582,7 @@ def simulate_sample_records(
     records = pd.concat(records, ignore_index=True)
     again = records.sample(frac=reattempt_share, random_state=seed).copy()
     it = items.loc[again.item_row]
-    p = 1 / (
-        1
-        + np.exp(
-            -it.discrimination.to_numpy()
-            * (students.theta.to_numpy()[again.student] + 0.3 - it.difficulty.to_numpy())
-        )
-    )
+    p = _p_right(it, students.theta.to_numpy()[again.student] + 0.3)
     again["right"] = rng.random(len(again)) < p  # a second try, a little better
     again["answered_at"] += pd.to_timedelta(rng.integers(1, 4, len(again)), unit="D")
     records = pd.concat([records, again], ignore_index=True).sort_values(

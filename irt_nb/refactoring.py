@@ -919,7 +919,7 @@ def draft_modules(
     | None = None,  # overrides of the notebook's parameters (the golden test uses them)
 ) -> list[Path]:
     "Write one draft module notebook per block, drafted.py and test_golden.py; the paths written."
-    from irt_nb.calculation import write_atomic
+    from irt_nb.model_file import write_atomic
     from irt_nb.workbench import notebook_text
 
     nb = read_research(notebook)

@@ -16,16 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from irt_nb.calculation import (
-    BOUNDS,
-    CalibratedModel,
-    fit_irt,
-    load_model,
-    model_from_dict,
-    save_model,
-    score_persons,
-    write_atomic,
-)
+from .calculation import CalibratedModel, fit_irt
+from .model_file import load_model, model_from_dict, save_model, write_atomic
+from .scoring import score_persons
 
 # %% auto #0
 __all__ = ['EMPTY_POINTER', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
@@ -327,7 +320,9 @@ def gate_checks(
     params = candidate.item_params
     at_bound = [
         candidate.item_ids[j]
-        for j in np.flatnonzero((np.abs(params[:, :2]) >= BOUNDS[:2] * (1 - 1e-6)).any(axis=1))
+        for j in np.flatnonzero(
+            (np.abs(params) >= np.asarray(candidate.kind.bounds) * (1 - 1e-6)).any(axis=1)
+        )
     ]
     checks.append(
         {

@@ -9,7 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .calculation import MODELS, write_atomic
+from .item_models import MODELS
+from .model_file import write_atomic
 
 # %% auto #0
 __all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']

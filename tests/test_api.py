@@ -12,9 +12,10 @@ from starlette.testclient import TestClient
 
 from irt_nb.api import SCHEMAS, ApiLimits, create_app
 from irt_nb.auth import KeyStore
-from irt_nb.calculation import load_model, save_model, score_persons
+from irt_nb.model_file import load_model, save_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
+from irt_nb.scoring import score_persons
 
 
 @pytest.fixture(scope="module")

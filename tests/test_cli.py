@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import run
 
-from irt_nb.calculation import load_model
+from irt_nb.model_file import load_model
 from irt_nb.preparation import create_sample_database
 
 

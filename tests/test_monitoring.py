@@ -14,17 +14,13 @@ import pytest
 from conftest import ROOT, run
 from servers import ApiServer, PostgresServer
 
-from irt_nb.calculation import (
-    ITEM_FIELDS,
-    fit_irt,
-    load_model,
-    probability_correct,
-    save_model,
-    score_persons,
-)
+from irt_nb.calculation import fit_irt
+from irt_nb.item_models import probability_correct
+from irt_nb.model_file import ITEM_FIELDS, load_model, save_model
 from irt_nb.monitoring import DriftSettings, OutcomeStore
 from irt_nb.pipeline import calibrate, score_responses
 from irt_nb.preparation import create_sample_database
+from irt_nb.scoring import score_persons
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from conftest import run
 from servers import ApiServer, S3Server
 
-from irt_nb.calculation import load_model, save_model
+from irt_nb.model_file import load_model, save_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
 from irt_nb.registry import Registry, canary_report, register_calibration, start_canary

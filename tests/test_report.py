@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import run
 
-from irt_nb.calculation import load_model
+from irt_nb.model_file import load_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
 

@@ -21,7 +21,7 @@ from conftest import run
 from servers import IN_CI, ApiServer
 
 from irt_nb.auth import KeyStore
-from irt_nb.calculation import StudentAbilities, load_model, save_model
+from irt_nb.model_file import StudentAbilities, load_model, save_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
 

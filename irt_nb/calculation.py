@@ -88,15 +88,14 @@ class CalibratedModel:
 class EMSettings:
     "How the EM runs: quadrature, stopping, acceleration, precision, chunking, progress."
 
-    n_quadrature: int = (
-        61  # Gauss-Hermite nodes for θ ~ N(0, 1) (the weightless outer ones are skipped)
-    )
+    n_quadrature: int = 61  # Gauss-Hermite nodes for θ ~ N(0, 1)
+    min_node_weight: float = 1e-12  # nodes lighter than this are skipped (0: keep every node)
     max_iter: int = 1000  # cap on EM iterations (a warning says when it is hit)
     tol_param: float = 1e-6  # largest parameter change of an EM step at convergence
     tol_loglik: float = 1e-9  # log-likelihood change at convergence, relative to |loglik|
     accelerate: bool = True  # SQUAREM acceleration of EM
     float32_start: bool = True  # float32 E-steps while far from the optimum (the finish is float64)
-    switch_change: float = 1e-3  # ... until the largest parameter change falls below this
+    switch_change: float = 1e-4  # ... until the largest parameter change falls below this
     chunk_size: int | None = None  # persons per E-step chunk (default: ~16 MB of floats)
     progress: bool | None = None  # progress bar; None: shown for over a million responses
 
@@ -125,9 +124,10 @@ class EMProblem:
     notes: list[str]
 
     @classmethod
-    def build(cls, store, kind: ItemModel, fixed: dict | None, n_quadrature: int) -> EMProblem:
+    def build(cls, store, kind: ItemModel, fixed: dict | None, settings: EMSettings) -> EMProblem:
         "Start values from the item counts, anchors from `fixed` ({item id or column: public values})."
-        nodes, weights = normal_quadrature(n_quadrature)
+        nodes, weights = normal_quadrature(settings.n_quadrature, settings.min_node_weight)
+        n_quadrature = settings.n_quadrature
         right, answered = store.item_counts()
         if (answered == 0).any():
             raise ValueError(
@@ -201,7 +201,8 @@ def run_em(
     bar = tqdm(
         total=settings.max_iter, desc=f"EM {problem.kind.name}", disable=not show, leave=False
     )
-    precision = "float32" if settings.float32_start else "float64"
+    float32 = settings.float32_start and getattr(store, "float32", True)  # a store may opt out
+    precision = "float32" if float32 else "float64"
     vector = problem.kind.pack(problem.rows, problem.free)
     history, converged, cached, change = [], False, None, np.inf
     for iteration in range(1, settings.max_iter + 1):
@@ -289,7 +290,7 @@ def fit_irt(
     settings = EMSettings.with_options(settings, options)
     kind = item_model(model, guessing_prior)
     store = response_store(responses, item_ids, settings.n_quadrature, settings.chunk_size)
-    problem = EMProblem.build(store, kind, fixed, settings.n_quadrature)
+    problem = EMProblem.build(store, kind, fixed, settings)
     rows, history, converged = run_em(problem, settings, on_iteration)
     return calibrated_model(problem, rows, history, converged, standard_errors)
 

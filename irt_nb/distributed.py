@@ -65,6 +65,10 @@ def _add(*parts):
 class DaskResponses:
     "A persons × items response matrix held as partitions on a Dask cluster (a response store for `fit_irt`)."
 
+    float32 = (
+        False  # float64 E-steps throughout: the fit must not depend on how the data is partitioned
+    )
+
     def __init__(
         self,
         path: str | Path,  # Parquet dataset: one row per person, one column per item (1, 0 or null)

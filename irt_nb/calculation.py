@@ -15,7 +15,7 @@ from .item_models import MODELS, ItemModel, item_model
 from .stores import NodeTables, normal_quadrature, response_store
 
 # %% auto #0
-__all__ = ['IterationRecord', 'CalibratedModel', 'EMSettings', 'EMProblem', 'squarem_step', 'run_em', 'complete_hessian', 'observed_information', 'row_covariance', 'fit_irt', 'calibrated_model']
+__all__ = ['IterationRecord', 'CalibratedModel', 'EMSettings', 'EMProblem', 'squarem_step', 'newton_step', 'run_em', 'complete_hessian', 'observed_information', 'row_covariance', 'fit_irt', 'calibrated_model']
 
 # %% ../nbs/02_calculation.ipynb #c26c1f9b
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ class EMSettings:
     accelerate: bool = True  # SQUAREM acceleration of EM
     float32_start: bool = True  # float32 E-steps while far from the optimum (the finish is float64)
     switch_change: float = 1e-4  # ... until the largest parameter change falls below this
+    newton_finish: bool = (
+        True  # then one Newton step with the observed information (reused for the SEs)
+    )
     chunk_size: int | None = None  # persons per E-step chunk (default: ~16 MB of floats)
     progress: bool | None = None  # progress bar; None: shown for over a million responses
 
@@ -122,6 +125,8 @@ class EMProblem:
     rows: np.ndarray  # start rows (anchors at their given values)
     n_quadrature: int
     notes: list[str]
+    information: tuple | None = None  # (rows, observed information) of the Newton step, for the SEs
+    last_counts: tuple | None = None  # (rows, r, n, loglik) of the last float64 E-step
 
     @classmethod
     def build(cls, store, kind: ItemModel, fixed: dict | None, settings: EMSettings) -> EMProblem:
@@ -147,6 +152,8 @@ class EMProblem:
         "The EM image of the free vector `vector`, and the log-likelihood at `vector`."
         rows = self.kind.unpack(vector, self.rows, self.free)
         right, answered, loglik = self.store.expected_counts(self.tables(rows), precision)
+        if precision == "float64":  # kept: the final model needs the counts at the estimate
+            self.last_counts = (rows, right, answered, loglik)
         new = self.kind.m_step(self.nodes, rows, right, answered, self.free)
         return self.kind.pack(new, self.free), loglik
 
@@ -191,6 +198,29 @@ def squarem_step(vector, step1, step2) -> np.ndarray:
     return vector - 2 * alpha * r + alpha**2 * v
 
 
+def newton_step(problem: EMProblem, vector) -> tuple[np.ndarray, tuple | None]:
+    "A Newton step from `vector` with the observed information, if it raises the log-likelihood: (vector, its EM image and log-likelihood)."
+    kind, free = problem.kind, problem.free
+    rows = kind.unpack(vector, problem.rows, free)
+    right, answered, loglik, *sums = problem.store.information_terms(problem.tables(rows, True))
+    info = observed_information(kind, problem.nodes, rows, right, answered, *sums)
+    problem.information = (rows, info)
+    grad, _ = kind.gradient_information(problem.nodes, rows, right, answered)
+    jac = kind.free_jacobian(free)
+    hessian, gradient = jac.T @ info @ jac, jac.T @ grad.ravel()
+    try:
+        step = np.linalg.solve(hessian, gradient)
+    except np.linalg.LinAlgError:
+        return vector, None
+    if not np.all(np.isfinite(step)):
+        return vector, None
+    candidate = problem.clip(vector + step)
+    image, candidate_loglik = problem.em_step(candidate)
+    if not candidate_loglik >= loglik:  # keep EM's guarantee: never a lower log-likelihood
+        return vector, None
+    return candidate, (image, candidate_loglik)
+
+
 def run_em(
     problem: EMProblem, settings: EMSettings, on_iteration=None
 ) -> tuple[np.ndarray, list[IterationRecord], bool]:
@@ -204,13 +234,14 @@ def run_em(
     float32 = settings.float32_start and getattr(store, "float32", True)  # a store may opt out
     precision = "float32" if float32 else "float64"
     vector = problem.kind.pack(problem.rows, problem.free)
-    history, converged, cached, change = [], False, None, np.inf
+    history, converged, cached, change, finishing = [], False, None, np.inf, False
     for iteration in range(1, settings.max_iter + 1):
         step1, loglik0 = cached if cached is not None else problem.em_step(vector, precision)
         step2, loglik1 = problem.em_step(step1, precision)
         change = float(np.max(np.abs(step1 - vector), initial=0.0))
         new, accepted, cached = step2, False, None
-        if settings.accelerate:
+        done = precision == "float64" and change < settings.tol_param
+        if settings.accelerate and not done:  # no extrapolation when this iteration may be the last
             trial = problem.clip(squarem_step(vector, step1, step2))
             trial_image, trial_loglik = problem.em_step(trial, precision)
             if np.isfinite(trial_loglik) and trial_loglik >= loglik1:
@@ -224,8 +255,10 @@ def run_em(
         if precision == "float64" and change < settings.tol_param and small:
             converged, vector = True, step1
             break
-        if precision == "float32" and change < settings.switch_change:
-            precision, cached = "float64", None  # finish in float64: recompute the next step
+        if not finishing and change < settings.switch_change:  # near the optimum: finish in float64
+            finishing, precision, cached = True, "float64", None
+            if settings.newton_finish:
+                new, cached = newton_step(problem, new)
         vector = new
     bar.close()
     if not converged:
@@ -302,12 +335,16 @@ def calibrated_model(
     kind, free, store = problem.kind, problem.free, problem.store
     notes = problem.notes + _estimate_warnings(kind, rows, free, store.item_ids)
     cov = np.zeros(rows.shape + (rows.shape[1],))
-    if standard_errors and free.any():
+    reuse = problem.information is not None and np.abs(problem.information[0] - rows).max() < 1e-3
+    if standard_errors and free.any() and reuse:  # the Newton step's information, ~1e-5 away
+        right, answered, loglik = _counts_at(problem, rows)
+        cov = row_covariance(kind, problem.information[1], free) * free[:, None, None]
+    elif standard_errors and free.any():
         right, answered, loglik, *sums = store.information_terms(problem.tables(rows, True))
         info = observed_information(kind, problem.nodes, rows, right, answered, *sums)
         cov = row_covariance(kind, info, free) * free[:, None, None]
     else:
-        right, answered, loglik = store.expected_counts(problem.tables(rows))
+        right, answered, loglik = _counts_at(problem, rows)
     grad, _ = kind.gradient_information(problem.nodes, rows, right, answered)
     grad_free = kind.free_jacobian(free).T @ grad.ravel()
     right_counts, answer_counts = store.item_counts()
@@ -329,6 +366,13 @@ def calibrated_model(
         guessing_prior=tuple(kind.prior or (5.0, 17.0)),
         warnings=notes,
     )
+
+
+def _counts_at(problem: EMProblem, rows) -> tuple:
+    "Float64 counts and log-likelihood at `rows`: the last E-step's when it was there, else a new E-step."
+    if problem.last_counts is not None and np.array_equal(problem.last_counts[0], rows):
+        return problem.last_counts[1:]
+    return problem.store.expected_counts(problem.tables(rows))
 
 
 def _estimate_warnings(kind: ItemModel, rows, free, item_ids) -> list[str]:

@@ -67,6 +67,10 @@ class ItemModel:
         p = self.probability(theta, rows)
         return p, rows[:, 0] * p * (1 - p)
 
+    def linear_logit(self, rows) -> tuple[np.ndarray, np.ndarray] | None:
+        "(slope, intercept) per item when log P - log(1-P) = slope θ + intercept, else None."
+        return rows[:, 0], rows[:, 1]
+
     def information(self, theta, rows) -> np.ndarray:
         "Fisher information about θ of each item: (dP/dθ)² / (P(1-P)), shape (n_theta, n_items)."
         p, slope = self.probability_slope(theta, rows)
@@ -273,6 +277,9 @@ class ThreePL(ItemModel):
         s = expit(np.outer(np.atleast_1d(np.asarray(theta, float)), rows[:, 0]) + rows[:, 1])
         c = expit(rows[:, 2])
         return c + (1 - c) * s, (1 - c) * rows[:, 0] * s * (1 - s)
+
+    def linear_logit(self, rows):
+        return None  # the guessing floor bends the logit
 
     def log_prior(self, rows):
         alpha, beta = self.prior

@@ -57,10 +57,10 @@ def score_persons(
     x, m = (codes == 1).astype(float), (codes != MISSING).astype(float)
     nodes, weights = normal_quadrature(n_quadrature or model.n_quadrature)
     tables = NodeTables.of(model.kind, nodes, np.log(weights), model.item_params)
-    post, _ = posterior(np.concatenate([x, m], axis=1), tables)
-    theta = post @ nodes  # EAP: the answer, or a good start for Newton's method
+    post, _ = posterior(np.concatenate([x, m], axis=1), tables)  # (n_nodes, n_persons)
+    theta = nodes @ post  # EAP: the answer, or a good start for Newton's method
     if method == "eap":
-        sd = np.sqrt(np.clip(post @ nodes**2 - theta**2, 0, None))
+        sd = np.sqrt(np.clip(nodes**2 @ post - theta**2, 0, None))
         return PersonScores(theta, sd, method, np.zeros(len(theta), bool))
     prior = 1.0 if method == "map" else 0.0
     for _ in range(100):

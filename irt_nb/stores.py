@@ -97,9 +97,11 @@ def normal_quadrature(
 class NodeTables:
     "An item model evaluated at the quadrature nodes: what a response store needs for one E-step."
 
+    nodes: np.ndarray  # (n_nodes,) abilities of the nodes
     log_weights: np.ndarray  # (n_nodes,) log prior weights of the nodes
     log_p: np.ndarray  # (n_nodes, n_items) log P(right)
     log_q: np.ndarray  # (n_nodes, n_items) log P(wrong)
+    linear: tuple | None = None  # (slope, intercept) when log P - log(1-P) = slope θ + intercept
     p: np.ndarray | None = None  # (n_nodes, n_items) P(right), for the information sums
     w: np.ndarray | None = (
         None  # (n_params, n_nodes, n_items) score weights, for the information sums
@@ -111,19 +113,24 @@ class NodeTables:
         "The tables of item model `kind` with item rows `rows` (with P and W when `derivatives`)."
         log_p, log_q = kind.log_probabilities(nodes, rows)
         p, w = kind.score_terms(nodes, rows) if derivatives else (None, None)
-        return cls(np.asarray(log_weights, float), log_p, log_q, p, w)
+        linear = kind.linear_logit(rows)
+        nodes, log_weights = np.asarray(nodes, float), np.asarray(log_weights, float)
+        return cls(nodes, log_weights, log_p, log_q, linear, p, w)
 
-    def design(self, dtype, width: int) -> tuple[np.ndarray, np.ndarray]:
-        "(matrix, offset) so that log f(x | node) + log weight = chunk @ matrix + offset."
-        key = (np.dtype(dtype).str, width)
+    def design(self, dtype, missing: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        "(score matrix, missing matrix or None, offset) of the log-likelihood at the nodes (see `posterior`)."
+        key = (np.dtype(dtype).str, missing)
         if key not in self._designs:
-            logit = (self.log_p - self.log_q).T
-            if width == self.log_p.shape[1]:  # nothing missing: chunk = X
-                matrix, offset = logit, self.log_weights + self.log_q.sum(axis=1)
-            else:  # chunk = [X | M]
-                matrix, offset = np.vstack([logit, self.log_q.T]), self.log_weights
+            if (
+                self.linear is not None
+            ):  # logit linear in θ: X enters through X·slope and X·intercept
+                scores = np.column_stack(self.linear)
+            else:
+                scores = (self.log_p - self.log_q).T
+            offset = self.log_weights + (0.0 if missing else self.log_q.sum(axis=1))
             self._designs[key] = (
-                np.ascontiguousarray(matrix, dtype),
+                np.ascontiguousarray(scores, dtype),
+                np.ascontiguousarray(self.log_q.T, dtype) if missing else None,
                 np.asarray(offset, dtype),
             )
         return self._designs[key]
@@ -147,16 +154,27 @@ def chunk_floats(codes: np.ndarray, dtype=np.float32) -> np.ndarray:
 
 
 def posterior(chunk, tables: NodeTables, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    "Posterior over the nodes (n, n_nodes) in `dtype` and the log marginal likelihood (n,) in float64."
-    matrix, offset = tables.design(dtype, chunk.shape[1])
-    post = chunk.astype(dtype, copy=False) @ matrix
-    post += offset
-    top = post.max(axis=1, keepdims=True)
+    "Posterior (n_nodes, n), node-major, in `dtype`, and the log marginal likelihood (n,) in float64."
+    n_items = tables.log_p.shape[1]
+    missing = chunk.shape[1] > n_items
+    scores, on_missing, offset = tables.design(dtype, missing)
+    chunk = chunk.astype(dtype, copy=False)
+    x = chunk[:, :n_items]
+    if tables.linear is not None:
+        slope, intercept = scores.T @ x.T  # the sufficient statistics X·a and X·d of a linear logit
+        post = np.multiply.outer(tables.nodes.astype(dtype), slope)
+        post += intercept
+    else:
+        post = scores.T @ x.T
+    if missing:
+        post += on_missing.T @ chunk[:, n_items:].T
+    post += offset[:, None]
+    top = post.max(axis=0)  # node-major: reductions over nodes run along contiguous rows
     post -= top
     np.exp(post, out=post)
-    total = post.sum(axis=1, keepdims=True, dtype=np.float64)
+    total = post.sum(axis=0, dtype=np.float64)
     post *= (1.0 / total).astype(dtype)
-    return post, (np.log(total) + top)[:, 0]
+    return post, np.log(total) + top
 
 
 def expected_counts(
@@ -170,10 +188,10 @@ def expected_counts(
     for chunk in chunks:
         chunk = chunk.astype(dtype, copy=False)
         post, ll = posterior(chunk, tables, dtype)
-        counts = post.T @ chunk
+        counts = post @ chunk
         if chunk.shape[1] == n_items:  # nothing missing: every person answered every item
             sums[:, :n_items] += counts
-            sums[:, n_items:] += post.sum(axis=0, dtype=np.float64)[:, None]
+            sums[:, n_items:] += post.sum(axis=1, dtype=np.float64)[:, None]
         else:
             sums += counts
         loglik += ll.sum()
@@ -194,29 +212,42 @@ def information_terms(chunks: Iterable[np.ndarray], tables: NodeTables) -> tuple
     node_moments = np.zeros((n_nodes, n_items, n_items))
     outer_mean = np.zeros((n_items * n_params, n_items * n_params))
     loglik = 0.0
+    single = np.float32  # the per-node products in float32, summed over nodes and chunks in float64
     for chunk in chunks:
-        chunk = chunk.astype(float, copy=False)
+        chunk32, chunk = chunk.astype(single, copy=False), chunk.astype(float, copy=False)
         x = chunk[:, :n_items]
         m = chunk[:, n_items:] if chunk.shape[1] > n_items else None  # None: nothing missing
-        post, ll = posterior(chunk, tables)
+        post, ll = posterior(chunk, tables)  # (n_nodes, n)
         loglik += ll.sum()
-        right += post.T @ x
-        answered += post.sum(axis=0)[:, None] if m is None else post.T @ m
+        right += post @ x
+        answered += post.sum(axis=1)[:, None] if m is None else post @ m
         order = np.argsort(
-            post @ np.arange(n_nodes)
+            np.arange(n_nodes) @ post
         )  # by posterior mean: a node's persons are a run
-        xs, ms, root = x[order], None if m is None else m[order], np.sqrt(post[order].T)
+        sorted32 = chunk32[order]
+        xs, ms = sorted32[:, :n_items], None if m is None else sorted32[:, n_items:]
+        root, p32 = np.sqrt(post[:, order]).astype(single), p.astype(single)
         for k in range(n_nodes):  # the run of persons with mass (above 1e-11) on node k
             near = np.flatnonzero(root[k] > 3.2e-6)
             if near.size:
                 run = slice(near[0], near[-1] + 1)
-                resid = xs[run] - (p[k] if ms is None else ms[run] * p[k])
+                resid = xs[run] - (p32[k] if ms is None else ms[run] * p32[k])
                 resid *= root[k, run][:, None]
                 node_moments[k] += _gram(resid)
         mean_score = np.empty((len(x), n_items, n_params))
-        for q in range(n_params):
-            expected = post @ (p * w[q])
-            mean_score[:, :, q] = x * (post @ w[q]) - (expected if m is None else m * expected)
+        if tables.linear is not None:  # W = (θ, 1): E_post[W] is (EAP, 1) and two products remain
+            expected = post.T @ np.hstack([tables.nodes[:, None] * p, p])
+            if m is not None:
+                expected[:, :n_items] *= m
+                expected[:, n_items:] *= m
+            mean_score[:, :, 0] = x * (tables.nodes @ post)[:, None] - expected[:, :n_items]
+            mean_score[:, :, 1] = x - expected[:, n_items:]
+        else:
+            for q in range(n_params):
+                expected = post.T @ (p * w[q])
+                mean_score[:, :, q] = x * (post.T @ w[q]) - (
+                    expected if m is None else m * expected
+                )
         outer_mean += _gram(mean_score.reshape(len(x), -1))
     second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, w, w)
     return right, answered, loglik, second_moment, outer_mean

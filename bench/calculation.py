@@ -9,7 +9,7 @@ with every node), so fewer quadrature points cannot look better than they are.
 
 Each speed lever of irt_nb is also measured on its own at 100,000 x 100: the E-step with all 61
 nodes vs the weightless ones skipped, float64 vs float32 products, the standard-error pass, and the
-fit with each lever switched off. Peak memory of a 1,000,000 x 100 fit with 20% missing (standard
+fit with each lever switched off (the Newton finish included). Peak memory of a 1,000,000 x 100 fit with 20% missing (standard
 errors included) is measured in a child process.
 
 Writes bench/results/calculation.json and prints tables.  Usage: make bench (or python bench/calculation.py)
@@ -126,8 +126,12 @@ def levers(x, repeats):
         ("all levers", {}),
         ("every node (no skipping)", {"min_node_weight": 0}),
         ("float64 throughout", {"float32_start": False}),
+        ("no Newton finish", {"newton_finish": False}),
         ("no standard errors", {"standard_errors": False}),
-        ("none (every node, float64)", {"min_node_weight": 0, "float32_start": False}),
+        (
+            "none (every node, float64, no Newton)",
+            {"min_node_weight": 0, "float32_start": False, "newton_finish": False},
+        ),
     ):
         model, _, seconds = timed(run_fit, x, options, repeats=repeats)
         fits[label] = {

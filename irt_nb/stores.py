@@ -234,23 +234,23 @@ def information_terms(chunks: Iterable[np.ndarray], tables: NodeTables) -> tuple
                 resid = xs[run] - (p32[k] if ms is None else ms[run] * p32[k])
                 resid *= root[k, run][:, None]
                 node_moments[k] += _gram(resid)
-        mean_score = np.empty((len(x), n_items, n_params))
+        mean_score = np.empty((len(x), n_params, n_items))  # person, parameter, item
         if tables.linear is not None:  # W = (θ, 1): E_post[W] is (EAP, 1) and two products remain
             expected = post.T @ np.hstack([tables.nodes[:, None] * p, p])
+            expected = expected.reshape(len(x), 2, n_items)
             if m is not None:
-                expected[:, :n_items] *= m
-                expected[:, n_items:] *= m
-            mean_score[:, :, 0] = x * (tables.nodes @ post)[:, None] - expected[:, :n_items]
-            mean_score[:, :, 1] = x - expected[:, n_items:]
+                expected *= m[:, None, :]
+            np.multiply(x, (tables.nodes @ post)[:, None], out=mean_score[:, 0])
+            mean_score[:, 1] = x
+            mean_score -= expected
         else:
             for q in range(n_params):
                 expected = post.T @ (p * w[q])
-                mean_score[:, :, q] = x * (post.T @ w[q]) - (
-                    expected if m is None else m * expected
-                )
+                mean_score[:, q] = x * (post.T @ w[q]) - (expected if m is None else m * expected)
         outer_mean += _gram(mean_score.reshape(len(x), -1))
     second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, w, w)
-    return right, answered, loglik, second_moment, outer_mean
+    outer_mean = outer_mean.reshape(n_params, n_items, n_params, n_items).transpose(1, 0, 3, 2)
+    return right, answered, loglik, second_moment, outer_mean.reshape(n_items * n_params, -1)
 
 # %% ../nbs/02d_response_stores.ipynb #b488f745
 class ChunkedCodes:

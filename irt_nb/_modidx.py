@@ -26,6 +26,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'irt_nb.api.ModelState': ('api.html#modelstate', 'irt_nb/api.py'),
                             'irt_nb.api.ModelState.__init__': ('api.html#modelstate.__init__', 'irt_nb/api.py'),
                             'irt_nb.api.ModelState._apply': ('api.html#modelstate._apply', 'irt_nb/api.py'),
+                            'irt_nb.api.ModelState._fall_back': ('api.html#modelstate._fall_back', 'irt_nb/api.py'),
                             'irt_nb.api.ModelState.describe': ('api.html#modelstate.describe', 'irt_nb/api.py'),
                             'irt_nb.api.ModelState.follow': ('api.html#modelstate.follow', 'irt_nb/api.py'),
                             'irt_nb.api.ModelState.load': ('api.html#modelstate.load', 'irt_nb/api.py'),

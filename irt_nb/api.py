@@ -1054,7 +1054,7 @@ class ModelState:
 
     def _apply(self, registry: Registry) -> None:
         "Load what the pointer names, unless it is what is served (or what failed to load last time)."
-        wanted = None
+        wanted, pointer = None, {}
         try:
             pointer = registry.pointer()
             canary = pointer.get("canary") or {}
@@ -1077,8 +1077,10 @@ class ModelState:
             )
         except Exception as e:  # noqa: BLE001 (a bad version never replaces a good one: report, keep serving)
             self._failed, self.error = wanted, str(e)
-            self.status = "ready" if self.served is not None else "failed"
             log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
+            if self.served is None:  # a worker with nothing to serve yet: the last good version
+                self._fall_back(registry, pointer, wanted)
+            self.status = "ready" if self.served is not None else "failed"
             return
         if wanted[1] != (self.served.canary_version if self.served else None):
             self.canary_stats = CanaryStats(wanted[1]) if wanted[1] else None
@@ -1087,6 +1089,21 @@ class ModelState:
         log.warning(
             json.dumps({"event": "model_loaded", "version": wanted[0], "canary": wanted[1]})
         )
+
+    def _fall_back(self, registry: Registry, pointer: dict, wanted) -> None:
+        "Serve the newest earlier current version (from the pointer's history) that loads."
+        tried = {wanted[0]} if wanted else set()
+        for entry in reversed(pointer.get("history", [])):
+            for version in (entry.get("current"), entry.get("previous")):
+                if not version or version in tried:
+                    continue
+                tried.add(version)
+                try:
+                    self.served = Served(ModelService(registry.load(version)), version)
+                except Exception:  # noqa: BLE001 (that one is damaged too: try the one before)
+                    continue
+                log.warning(json.dumps({"event": "model_fallback", "version": version}))
+                return
 
     def describe(self) -> dict:
         "Version, canary and the last failed load, for /v1/model."

@@ -16,6 +16,7 @@ import pytest
 from conftest import run
 from servers import ApiServer, S3Server
 
+from irt_nb.api import ModelState
 from irt_nb.model_file import load_model, save_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
@@ -210,6 +211,19 @@ def test_a_corrupt_version_never_replaces_the_served_one(sample, tmp_path):
         assert version == v1 and info["version"] == v1
         assert "not JSON" in info["last_load_error"]
         assert get(server.base, "/ready")[1]["status"] == "ready"
+
+
+def test_a_worker_that_starts_on_a_damaged_version_serves_the_last_good_one(sample, tmp_path):
+    # `irt-nb serve` refuses to start on a damaged version; but a worker that (re)starts after the
+    # pointer moved to one has nothing served to keep: it serves the newest earlier version that loads.
+    registry, v1, v2 = two_versions(sample, tmp_path)
+    model = tmp_path / "registry" / "versions" / v2 / "model.json"
+    model.write_text(model.read_text()[:500])
+    registry.move("promote", "test", "pointer moved to a damaged version", current=v2)
+    state = ModelState()
+    state._apply(registry)
+    assert state.status == "ready" and state.served.version == v1
+    assert "not JSON" in state.describe()["last_load_error"]
 
 
 def test_the_canary_fraction_holds_and_its_record_feeds_the_gate(sample, tmp_path):

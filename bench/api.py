@@ -25,6 +25,12 @@ BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench/results/api.json"
 
 
+def serve_argv(model, port: int, *extra: str, workers: int = 2, log_level: str = "warning") -> list:
+    "The `irt-nb serve` command line of one benchmarked server (on 127.0.0.1)."
+    options = ["--port", str(port), "--workers", str(workers), "--log-level", log_level]
+    return [str(BIN / "irt-nb"), "serve", "--model", str(model), *options, *extra]
+
+
 def model_file() -> Path:
     "A 2PL model of 100 items fitted on simulated answers (written once)."
     from irt_nb.calculation import fit_irt
@@ -99,30 +105,10 @@ def main():
     )
     env = {**os.environ, "IRT_NB_MODEL": str(model)}
     servers = {
-        "irt_nb (Starlette+orjson+fastjsonschema, uvicorn, 1 worker, JSON access log)": [
-            str(BIN / "irt-nb"),
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            "8801",
-            "--workers",
-            "1",
-            "--log-level",
-            "info",
-        ],
-        "irt_nb (same, access log off)": [
-            str(BIN / "irt-nb"),
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            "8802",
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
+        "irt_nb (Starlette+orjson+fastjsonschema, uvicorn, 1 worker, JSON access log)": serve_argv(
+            model, 8801, workers=1, log_level="info"
+        ),
+        "irt_nb (same, access log off)": serve_argv(model, 8802, workers=1),
         "Flask + jsonschema, gunicorn, 1 worker": [
             str(BIN / "gunicorn"),
             "-w",

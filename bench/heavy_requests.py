@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import BIN, ROOT, model_file, wait, wrk, wrk_options  # noqa: E402 (same model, same wrk)
+from api import ROOT, model_file, serve_argv, wait, wrk, wrk_options  # noqa: E402 (same model, same wrk)
 
 RESULTS = ROOT / "bench/results/heavy_requests.json"
 
@@ -48,20 +48,7 @@ def heavy_wrk(url: str, seconds: int, script: Path, out: dict) -> None:
 
 def one_round(model: Path, rate: float, loaded: bool, seconds: int, port: int) -> dict:
     server = subprocess.Popen(
-        [
-            str(BIN / "irt-nb"),
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-            "--heavy-rate",
-            str(rate),
-        ],
+        serve_argv(model, port, "--heavy-rate", str(rate)),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

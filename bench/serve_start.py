@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api import BIN, ROOT, model_file  # noqa: E402
+from api import ROOT, model_file, serve_argv  # noqa: E402
 
 RESULTS = ROOT / "bench/results/serve_start.json"
 
@@ -80,18 +80,7 @@ def start(model: Path, probe: str, timeout: float, port: int = 8821) -> dict:
     "Seconds to ready and to a correct lookup, and the peak memory meanwhile (None: not ready in time)."
     began = time.monotonic()
     server = subprocess.Popen(
-        [
-            str(BIN / "irt-nb"),
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
+        serve_argv(model, port),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -178,17 +178,26 @@ def _anchor_rows(kind: ItemModel, fixed: dict | None, item_ids: list[str]) -> di
     return rows
 
 
+def _item_warnings(checks: dict, item_ids, stacklevel: int) -> list[str]:
+    "One warning per check `{what: mask of items}` that some item fails, naming the items."
+    notes = [
+        f"{what}: {[item_ids[j] for j in np.flatnonzero(mask)]}"
+        for what, mask in checks.items()
+        if mask.any()
+    ]
+    for note in notes:
+        warnings.warn(note, stacklevel=stacklevel + 1)
+    return notes
+
+
 def _data_warnings(right, answered, item_ids) -> list[str]:
     "Warnings for items answered all right or all wrong (their parameters run to the bounds)."
-    notes = []
-    for label, mask in (("all right", right == answered), ("all wrong", right == 0)):
-        if mask.any():
-            notes.append(
-                f"items answered {label} (parameters not identified, held at bounds): {[item_ids[j] for j in np.flatnonzero(mask)]}"
-            )
-    for note in notes:
-        warnings.warn(note, stacklevel=4)
-    return notes
+    held = "(parameters not identified, held at bounds)"
+    checks = {
+        f"items answered all right {held}": right == answered,
+        f"items answered all wrong {held}": right == 0,
+    }
+    return _item_warnings(checks, item_ids, stacklevel=4)
 
 # %% ../nbs/02_calculation.ipynb #4ec5b71c
 def squarem_step(vector, step1, step2) -> np.ndarray:
@@ -274,14 +283,10 @@ def complete_hessian(kind: ItemModel, nodes, rows, right, answered, h: float = 1
     hess = np.zeros((len(rows), n_params, n_params))
     for q in range(n_params):
         step = np.eye(n_params)[q] * h
-        g_up = _exact_gradient(kind, nodes, rows + step, right, answered)
-        g_down = _exact_gradient(kind, nodes, rows - step, right, answered)
+        g_up = kind.gradient_information(nodes, rows + step, right, answered)[0]
+        g_down = kind.gradient_information(nodes, rows - step, right, answered)[0]
         hess[:, :, q] = (g_up - g_down) / (2 * h)
     return (hess + hess.transpose(0, 2, 1)) / 2
-
-
-def _exact_gradient(kind, nodes, rows, right, answered):
-    return kind.gradient_information(nodes, rows, right, answered)[0]
 
 
 def observed_information(kind: ItemModel, nodes, rows, right, answered, second_moment, outer_mean):
@@ -336,15 +341,14 @@ def calibrated_model(
     notes = problem.notes + _estimate_warnings(kind, rows, free, store.item_ids)
     cov = np.zeros(rows.shape + (rows.shape[1],))
     reuse = problem.information is not None and np.abs(problem.information[0] - rows).max() < 1e-3
-    if standard_errors and free.any() and reuse:  # the Newton step's information, ~1e-5 away
-        right, answered, loglik = _counts_at(problem, rows)
-        cov = row_covariance(kind, problem.information[1], free) * free[:, None, None]
-    elif standard_errors and free.any():
+    if standard_errors and free.any() and not reuse:  # one pass: counts and information here
         right, answered, loglik, *sums = store.information_terms(problem.tables(rows, True))
         info = observed_information(kind, problem.nodes, rows, right, answered, *sums)
-        cov = row_covariance(kind, info, free) * free[:, None, None]
-    else:
+    else:  # the Newton step's information (within 1e-3), or no standard errors
         right, answered, loglik = _counts_at(problem, rows)
+        info = problem.information[1] if reuse else None
+    if standard_errors and free.any():
+        cov = row_covariance(kind, info, free) * free[:, None, None]
     grad, _ = kind.gradient_information(problem.nodes, rows, right, answered)
     grad_free = kind.free_jacobian(free).T @ grad.ravel()
     right_counts, answer_counts = store.item_counts()
@@ -377,17 +381,9 @@ def _counts_at(problem: EMProblem, rows) -> tuple:
 
 def _estimate_warnings(kind: ItemModel, rows, free, item_ids) -> list[str]:
     "Warnings for negative slopes and for estimates at their bounds."
-    notes = []
-    negative = free & (rows[:, 0] < 0)
-    if negative.any():
-        notes.append(
-            f"items with negative discrimination (check the key): {[item_ids[j] for j in np.flatnonzero(negative)]}"
-        )
     at_bound = free & (np.abs(rows) >= np.asarray(kind.bounds) * 0.999).any(axis=1)
-    if at_bound.any():
-        notes.append(
-            f"items with estimates at their bounds (separation or no information): {[item_ids[j] for j in np.flatnonzero(at_bound)]}"
-        )
-    for note in notes:
-        warnings.warn(note, stacklevel=3)
-    return notes
+    checks = {
+        "items with negative discrimination (check the key)": free & (rows[:, 0] < 0),
+        "items with estimates at their bounds (separation or no information)": at_bound,
+    }
+    return _item_warnings(checks, item_ids, stacklevel=3)

@@ -51,7 +51,7 @@ class ItemModel:
 
     def score_terms(self, nodes, rows) -> tuple[np.ndarray, np.ndarray]:
         "P (n_nodes, n_items) and score weights W (n_params, n_nodes, n_items)."
-        p = expit(np.outer(nodes, rows[:, 0]) + rows[:, 1])
+        p = self.probability(nodes, rows)
         return p, np.stack([np.broadcast_to(np.asarray(nodes)[:, None], p.shape), np.ones_like(p)])
 
     def pointwise(self, theta, rows) -> np.ndarray:
@@ -263,8 +263,12 @@ class ThreePL(ItemModel):
         log_c, log_1mc = log_expit(rows[:, 2]), log_expit(-rows[:, 2])
         return np.logaddexp(log_c, log_1mc + log_expit(z)), log_1mc + log_expit(-z)
 
+    def _logistic(self, theta, rows):
+        "σ(aθ + d): the 2PL part, (n_theta, n_items)."
+        return ItemModel.pointwise(self, np.atleast_1d(np.asarray(theta, float))[:, None], rows)
+
     def score_terms(self, nodes, rows):
-        s = expit(np.outer(nodes, rows[:, 0]) + rows[:, 1])
+        s = self._logistic(nodes, rows)
         c = expit(rows[:, 2])
         p = c + (1 - c) * s
         return p, np.stack([np.asarray(nodes)[:, None] * s / p, s / p, c / p])
@@ -274,8 +278,7 @@ class ThreePL(ItemModel):
         return c + (1 - c) * super().pointwise(theta, rows)
 
     def probability_slope(self, theta, rows):
-        s = expit(np.outer(np.atleast_1d(np.asarray(theta, float)), rows[:, 0]) + rows[:, 1])
-        c = expit(rows[:, 2])
+        s, c = self._logistic(theta, rows), expit(rows[:, 2])
         return c + (1 - c) * s, (1 - c) * rows[:, 0] * s * (1 - s)
 
     def linear_logit(self, rows):

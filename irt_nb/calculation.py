@@ -15,7 +15,7 @@ from .item_models import MODELS, ItemModel, item_model
 from .stores import NodeTables, normal_quadrature, response_store
 
 # %% auto #0
-__all__ = ['IterationRecord', 'CalibratedModel', 'EMSettings', 'EMProblem', 'squarem_step', 'newton_step', 'run_em', 'complete_hessian', 'observed_information', 'row_covariance', 'fit_irt', 'calibrated_model']
+__all__ = ['IterationRecord', 'AbilityGroup', 'CalibratedModel', 'EMSettings', 'EMProblem', 'squarem_step', 'newton_step', 'run_em', 'complete_hessian', 'observed_information', 'guarded_inverse', 'row_covariance', 'item_blocks', 'fit_irt', 'calibrated_model']
 
 # %% ../nbs/02_calculation.ipynb #c26c1f9b
 @dataclass(frozen=True)
@@ -27,6 +27,22 @@ class IterationRecord:
     max_change: float  # largest absolute parameter change of the plain EM step
     accelerated: bool  # the SQUAREM extrapolation was accepted
     precision: str = "float64"  # of the E-steps of this iteration
+
+
+@dataclass(frozen=True)
+class AbilityGroup:
+    "A group of persons with its own normal ability distribution (multiple-group or fixed-parameter calibration)."
+
+    name: str
+    mean: float = 0.0
+    sd: float = 1.0
+    se_mean: float = 0.0  # 0 when the mean is not estimated (the reference group)
+    se_sd: float = 0.0
+    n_persons: int = 0
+    free: bool = False  # mean and sd estimated
+    items: dict = field(
+        default_factory=dict
+    )  # {item id: public parameters} of items freed in this group
 
 
 @dataclass
@@ -58,6 +74,30 @@ class CalibratedModel:
     warnings: list[str] = field(default_factory=list)
     created: str | None = None  # when the model file was written (ISO time), once saved
     abilities: object | None = None  # `StudentAbilities` of the calibration's students, once saved
+    groups: list[AbilityGroup] | None = (
+        None  # the ability groups, reference first (None: one N(0, 1))
+    )
+    group_column: str | None = None  # the data column the groups came from
+
+    def group(self, name: str | None = None) -> AbilityGroup:
+        "The ability group `name` (default: the reference group); ValueError naming the known groups."
+        groups = self.groups or [AbilityGroup("all")]
+        if name is None:
+            return groups[0]
+        for g in groups:
+            if g.name == str(name):
+                return g
+        raise ValueError(f"unknown group {name!r}; the model has {[g.name for g in groups]}")
+
+    def group_params(self, name: str | None = None) -> np.ndarray:
+        "Item rows as persons of group `name` meet them (items freed in the group take its own values)."
+        rows = self.item_params.copy()
+        position = {item: j for j, item in enumerate(self.item_ids)}
+        for item, values in self.group(name).items.items():
+            rows[position[item]] = self.kind.rows_from(
+                [values["discrimination"]], [values["intercept"]], [values["guessing"]]
+            )[0]
+        return rows
 
     @property
     def kind(self) -> ItemModel:
@@ -157,6 +197,14 @@ class EMProblem:
         new = self.kind.m_step(self.nodes, rows, right, answered, self.free)
         return self.kind.pack(new, self.free), loglik
 
+    def initial(self) -> np.ndarray:
+        "The start as a free vector."
+        return self.kind.pack(self.rows, self.free)
+
+    def solution(self, vector) -> np.ndarray:
+        "The item rows of a free vector (what `run_em` returns)."
+        return self.kind.unpack(vector, self.rows, self.free)
+
     def clip(self, vector) -> np.ndarray:
         "`vector` with every parameter inside the item model's bounds."
         bounds = np.asarray(self.kind.bounds)
@@ -242,7 +290,7 @@ def run_em(
     )
     float32 = settings.float32_start and getattr(store, "float32", True)  # a store may opt out
     precision = "float32" if float32 else "float64"
-    vector = problem.kind.pack(problem.rows, problem.free)
+    vector = problem.initial()
     history, converged, cached, change, finishing = [], False, None, np.inf, False
     for iteration in range(1, settings.max_iter + 1):
         step1, loglik0 = cached if cached is not None else problem.em_step(vector, precision)
@@ -274,7 +322,7 @@ def run_em(
         message = f"EM hit max_iter={settings.max_iter} before converging (last parameter change {change:.2e})"
         warnings.warn(message, stacklevel=3)
         problem.notes.append(message)
-    return problem.kind.unpack(vector, problem.rows, problem.free), history, converged
+    return problem.solution(vector), history, converged
 
 # %% ../nbs/02_calculation.ipynb #ac85abff
 def complete_hessian(kind: ItemModel, nodes, rows, right, answered, h: float = 1e-5) -> np.ndarray:
@@ -300,13 +348,21 @@ def observed_information(kind: ItemModel, nodes, rows, right, answered, second_m
     return complete - second_moment.reshape(complete.shape) + outer_mean
 
 
+def guarded_inverse(information) -> np.ndarray:
+    "Inverse of a symmetric information matrix, with near-singular directions held at a tiny eigenvalue."
+    eigval, eigvec = np.linalg.eigh((information + information.T) / 2)
+    eigval = np.maximum(eigval, 1e-10 * max(eigval.max(), 1.0))  # guard against singular directions
+    return (eigvec / eigval) @ eigvec.T
+
+
 def row_covariance(kind: ItemModel, info_rows, free) -> np.ndarray:
     "Covariance (n_items, n_params, n_params) of each item's row: the inverse information of the free vector."
     jac = kind.free_jacobian(free)
-    info_free = jac.T @ info_rows @ jac
-    eigval, eigvec = np.linalg.eigh((info_free + info_free.T) / 2)
-    eigval = np.maximum(eigval, 1e-10 * max(eigval.max(), 1.0))  # guard against singular directions
-    cov = jac @ (eigvec / eigval) @ eigvec.T @ jac.T
+    return item_blocks(kind, jac @ guarded_inverse(jac.T @ info_rows @ jac) @ jac.T, free)
+
+
+def item_blocks(kind: ItemModel, cov, free) -> np.ndarray:
+    "Each item's (n_params, n_params) block of a covariance of all rows (flattened)."
     n_items, n_params = len(free), kind.n_params
     cov = cov.reshape(n_items, n_params, n_items, n_params)
     return cov[np.arange(n_items), :, np.arange(n_items), :]

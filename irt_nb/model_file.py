@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calculation import CalibratedModel, IterationRecord
+from .calculation import AbilityGroup, CalibratedModel, IterationRecord
 from .item_models import item_model
 
 # %% auto #0
@@ -151,7 +151,12 @@ def model_to_dict(
         "model": model.model,
         "parameterisation": "P = guessing + (1 - guessing) / (1 + exp(-(discrimination * theta + intercept))); difficulty = -intercept / discrimination",
         "items": items,
-        "ability_distribution": {"family": "normal", "mean": 0.0, "sd": 1.0},
+        "ability_distribution": {
+            "family": "normal",
+            "mean": model.group().mean,
+            "sd": model.group().sd,
+        },
+        "groups": _groups_to_dict(model),
         "quadrature": {"rule": "gauss-hermite", "n_points": model.n_quadrature},
         "guessing_prior": list(model.guessing_prior) if model.kind.prior else None,
         "converged": model.converged,
@@ -165,6 +170,20 @@ def model_to_dict(
         "package_version": __version__,
         "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _groups_to_dict(model: CalibratedModel) -> dict | None:
+    "The `groups` section: each group's distribution, its standard errors and its freed items."
+    if model.groups is None:
+        return None
+    distributions = [
+        {
+            **{k: v for k, v in vars(g).items() if k != "items"},
+            "items": {i: {k: float(v) for k, v in p.items()} for i, p in g.items.items()},
+        }
+        for g in model.groups
+    ]
+    return {"column": model.group_column, "distributions": distributions}
 
 
 def write_atomic(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path:
@@ -381,7 +400,16 @@ def model_from_dict(
         warnings=list(doc["warnings"]),
         abilities=abilities,
         created=doc["created"],
+        groups=_groups_from_dict(doc.get("groups")),
+        group_column=(doc.get("groups") or {}).get("column"),
     )
+
+
+def _groups_from_dict(section: dict | None) -> list[AbilityGroup] | None:
+    "The `AbilityGroup`s of a `groups` section (checked by the schema)."
+    if section is None:
+        return None
+    return [AbilityGroup(**g) for g in section["distributions"]]
 
 
 def _load_sidecar(ref: dict, folder: Path, where: str) -> StudentAbilities:

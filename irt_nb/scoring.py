@@ -34,9 +34,9 @@ class PersonScores:
     )  # (n_persons,) bool: ML estimate held at ±theta_bound (all right / all wrong)
 
 # %% ../nbs/02a_scoring.ipynb #642f7cfb
-def _person_derivatives(model: CalibratedModel, theta, x, m):
-    "Gradient and information (Fisher) of each person's log-likelihood at `theta`."
-    p, slope = model.kind.probability_slope(theta, model.item_params)
+def _person_derivatives(model: CalibratedModel, rows, theta, x, m):
+    "Gradient and information (Fisher) of each person's log-likelihood at `theta` under item rows `rows`."
+    p, slope = model.kind.probability_slope(theta, rows)
     variance = np.clip(p * (1 - p), 1e-300, None)
     grad = (m * (x - p) * slope / variance).sum(axis=1)
     info = (m * slope**2 / variance).sum(axis=1)
@@ -49,27 +49,44 @@ def score_persons(
     method: str = "eap",  # "eap", "map" or "ml"
     theta_bound: float = 6.0,  # ML and MAP estimates are kept in [-theta_bound, theta_bound]
     n_quadrature: int | None = None,  # EAP nodes (default: the model's)
+    group=None,  # multiple-group models: a group name, or one per person (default: the reference group)
 ) -> PersonScores:
-    "Abilities and standard errors of the persons in `responses` under the item parameters of `model`."
+    "Abilities and standard errors of the persons in `responses` under the item parameters of `model` (and their group's prior)."
     if method not in ("eap", "map", "ml"):
         raise ValueError(f"method must be 'eap', 'map' or 'ml', got {method!r}")
     codes = response_codes_allow_empty_items(responses, len(model.item_ids))
+    if group is not None and not isinstance(group, str):  # one group per person: score each group
+        labels = np.asarray(group).astype(str)
+        if len(labels) != len(codes):
+            raise ValueError(f"{len(labels)} group labels for {len(codes)} persons")
+        parts = {g: np.flatnonzero(labels == g) for g in np.unique(labels)}
+        scored = {
+            g: score_persons(model, codes[i], method, theta_bound, n_quadrature, g)
+            for g, i in parts.items()
+        }
+        theta, se, at_bound = np.zeros(len(codes)), np.zeros(len(codes)), np.zeros(len(codes), bool)
+        for g, i in parts.items():
+            theta[i], se[i], at_bound[i] = scored[g].theta, scored[g].se, scored[g].at_bound
+        return PersonScores(theta, se, method, at_bound)
+    prior_group, rows = model.group(group), model.group_params(group)
+    mean, sd = prior_group.mean, prior_group.sd
     x, m = (codes == 1).astype(float), (codes != MISSING).astype(float)
     nodes, weights = normal_quadrature(n_quadrature or model.n_quadrature)
-    tables = NodeTables.of(model.kind, nodes, np.log(weights), model.item_params)
+    nodes = mean + sd * nodes  # the group's N(mean, sd²) prior
+    tables = NodeTables.of(model.kind, nodes, np.log(weights), rows)
     post, _ = posterior(np.concatenate([x, m], axis=1), tables)  # (n_nodes, n_persons)
     theta = nodes @ post  # EAP: the answer, or a good start for Newton's method
     if method == "eap":
         sd = np.sqrt(np.clip(nodes**2 @ post - theta**2, 0, None))
         return PersonScores(theta, sd, method, np.zeros(len(theta), bool))
-    prior = 1.0 if method == "map" else 0.0
+    prior = 1.0 / sd**2 if method == "map" else 0.0
     for _ in range(100):
-        grad, info = _person_derivatives(model, theta, x, m)
-        step = (grad - prior * theta) / (info + prior + 1e-12)
+        grad, info = _person_derivatives(model, rows, theta, x, m)
+        step = (grad - prior * (theta - mean)) / (info + prior + 1e-12)
         theta = np.clip(theta + np.clip(step, -1, 1), -theta_bound, theta_bound)
         if np.max(np.abs(step), initial=0) < 1e-10:
             break
-    _, info = _person_derivatives(model, theta, x, m)
+    _, info = _person_derivatives(model, rows, theta, x, m)
     at_bound = np.abs(theta) >= theta_bound
     se = 1 / np.sqrt(info + prior + (1e-12 if method == "map" else 0))
     se = np.where(np.isfinite(se), se, 1 / np.sqrt(1e-12))  # no answers at all: information 0

@@ -178,24 +178,31 @@ def posterior(chunk, tables: NodeTables, dtype=np.float64) -> tuple[np.ndarray, 
 
 
 def expected_counts(
-    chunks: Iterable[np.ndarray], tables: NodeTables, precision: str = "float64"
-) -> tuple[np.ndarray, np.ndarray, float]:
+    chunks: Iterable[np.ndarray],
+    tables: NodeTables,
+    precision: str = "float64",
+    totals: bool = False,  # also return the expected number of persons at each node
+) -> tuple:
     "E-step: expected right answers r and answers n per node and item (float64), and the marginal log-likelihood."
     n_nodes, n_items = tables.log_p.shape
     dtype = np.dtype(precision)
     sums = np.zeros((n_nodes, 2 * n_items))
+    persons = np.zeros(n_nodes)
     loglik = 0.0
     for chunk in chunks:
         chunk = chunk.astype(dtype, copy=False)
         post, ll = posterior(chunk, tables, dtype)
         counts = post @ chunk
+        at_node = post.sum(axis=1, dtype=np.float64)
+        persons += at_node
         if chunk.shape[1] == n_items:  # nothing missing: every person answered every item
             sums[:, :n_items] += counts
-            sums[:, n_items:] += post.sum(axis=1, dtype=np.float64)[:, None]
+            sums[:, n_items:] += at_node[:, None]
         else:
             sums += counts
         loglik += ll.sum()
-    return sums[:, :n_items], sums[:, n_items:], float(loglik)
+    out = sums[:, :n_items], sums[:, n_items:], float(loglik)
+    return out + (persons,) if totals else out
 
 # %% ../nbs/02d_response_stores.ipynb #5ec52ae2
 def _gram(a: np.ndarray) -> np.ndarray:
@@ -289,9 +296,9 @@ class LocalResponses:
         "Right answers and answers per item."
         return (self.codes == 1).sum(axis=0), (self.codes != MISSING).sum(axis=0)
 
-    def expected_counts(self, tables: NodeTables, precision: str = "float64"):
-        "E-step sums: expected right answers and answers per node and item, marginal log-likelihood."
-        return expected_counts(self.chunks, tables, precision)
+    def expected_counts(self, tables: NodeTables, precision: str = "float64", totals: bool = False):
+        "E-step sums: expected right answers and answers per node and item, marginal log-likelihood (and persons per node)."
+        return expected_counts(self.chunks, tables, precision, totals)
 
     def information_terms(self, tables: NodeTables):
         "Sums for the observed information (see `information_terms`)."

@@ -157,6 +157,7 @@ def model_to_dict(
             "sd": model.group().sd,
         },
         "groups": _groups_to_dict(model),
+        **({"metadata": model.metadata} if model.metadata is not None else {}),
         "quadrature": {"rule": "gauss-hermite", "n_points": model.n_quadrature},
         "guessing_prior": list(model.guessing_prior) if model.kind.prior else None,
         "converged": model.converged,
@@ -402,6 +403,7 @@ def model_from_dict(
         created=doc["created"],
         groups=_groups_from_dict(doc.get("groups")),
         group_column=(doc.get("groups") or {}).get("column"),
+        metadata=doc.get("metadata"),
     )
 
 

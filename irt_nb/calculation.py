@@ -78,7 +78,9 @@ class CalibratedModel:
         None  # the ability groups, reference first (None: one N(0, 1))
     )
     group_column: str | None = None  # the data column the groups came from
-    metadata: dict | None = None  # free-form, e.g. how the model was linked (kept in the model file)
+    metadata: dict | None = (
+        None  # free-form, e.g. how the model was linked (kept in the model file)
+    )
 
     def group(self, name: str | None = None) -> AbilityGroup:
         "The ability group `name` (default: the reference group); ValueError naming the known groups."

@@ -90,9 +90,12 @@ class GroupLayout:
             if str(item) not in position:
                 raise ValueError(f"freed item {item!r} is not an item of the data")
             j = position[str(item)]
-            for g in [names[0], *names[1:]] if groups == "all" else groups:
-                if str(g) not in index:
-                    raise ValueError(f"freed item {item!r}: unknown group {g!r} (groups: {names})")
+            for g in names[1:] if groups == "all" else groups:
+                if str(g) not in names[1:]:
+                    raise ValueError(
+                        f"freed item {item!r}: {g!r} is not a group besides the reference {names[0]!r} "
+                        f"(which keeps the shared parameters); groups: {names}"
+                    )
                 k = index[str(g)]
                 mine = sorted_group == k
                 copy = np.where(mine, sorted_codes[:, j], -1).astype(np.int8)
@@ -231,7 +234,7 @@ def fit_multigroup(
     fixed: dict
     | None = None,  # anchor items {item: (a, b[, c])}; then every group's mean and sd is free
     free_items: dict
-    | None = None,  # items with their own parameters per group: {item: [groups] or "all"}
+    | None = None,  # items with their own parameters in other groups: {item: [groups] or "all"}
     item_ids: list | None = None,  # item ids (default: DataFrame columns or "0", "1", ...)
     group_column: str
     | None = None,  # the data column the labels came from (kept in the model file)

@@ -16,7 +16,7 @@ from .model_file import StudentAbilities
 from .stores import normal_quadrature
 
 # %% auto #0
-__all__ = ['METHODS', 'LinkingConstants', 'linking_constants', 'transform', 'anchor_displacement', 'Linking', 'link_models', 'true_score_equating']
+__all__ = ['METHODS', 'LinkingConstants', 'linking_constants', 'transform', 'anchor_displacement', 'Linking', 'link_models', 'anchor_values', 'true_score_equating']
 
 # %% ../nbs/10_linking.ipynb #a4a65b95
 METHODS = ("mean-mean", "mean-sigma", "haebara", "stocking-lord")
@@ -232,6 +232,22 @@ def link_models(
     return result
 
 # %% ../nbs/10_linking.ipynb #1ed08449
+def anchor_values(model: CalibratedModel, item_ids, kind: str = "2pl") -> dict:
+    "`fixed` for a calibration: {item: (a, b[, c])} of the items `model` shares with `item_ids`."
+    position = {item: j for j, item in enumerate(model.item_ids)}
+    shared = [str(i) for i in item_ids if str(i) in position]
+    if not shared:
+        raise ValueError(
+            f"the anchor model shares no items with the data (its items: {model.item_ids[:5]}...)"
+        )
+    values = {}
+    for item in shared:
+        j = position[item]
+        a, b, c = model.discrimination[j], model.difficulty[j], model.guessing[j]
+        values[item] = (a, b, c) if kind == "3pl" else (a, b)
+    return values
+
+# %% ../nbs/10_linking.ipynb #80982819
 def true_score_equating(old: CalibratedModel, linked: CalibratedModel) -> pd.DataFrame:
     "Old-form equivalents of each number-correct score on the new form (`linked`, on the old scale)."
 

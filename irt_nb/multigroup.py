@@ -73,7 +73,10 @@ class GroupLayout:
         labels = np.asarray(labels).astype(str)
         if len(labels) != len(codes):
             raise ValueError(f"{len(labels)} group labels for {len(codes)} persons")
-        names = sorted(set(labels.tolist()))
+        names, counts = np.unique(labels, return_counts=True)
+        names = [str(n) for n in names]
+        if reference is None:  # the largest group
+            reference = names[int(np.argmax(counts))]
         if reference is not None:
             if str(reference) not in names:
                 raise ValueError(f"reference group {reference!r} is not among the groups {names}")
@@ -230,7 +233,7 @@ def fit_multigroup(
     responses,  # (n_persons, n_items) 0/1/NaN array or DataFrame
     groups=None,  # one group label per person (None: one group, e.g. fixed-parameter calibration)
     model: str = "2pl",  # an item model: one of `MODELS`
-    reference=None,  # the reference group (default: the first label in sorted order)
+    reference=None,  # the reference group (default: the largest)
     fixed: dict
     | None = None,  # anchor items {item: (a, b[, c])}; then every group's mean and sd is free
     free_items: dict

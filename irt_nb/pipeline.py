@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from .calculation import CalibratedModel, fit_irt
+from .linking import anchor_values
 from .model_file import StudentAbilities, write_atomic
+from .multigroup import fit_multigroup
 from .preparation import ColumnMap, LoadedResponses, load_responses, load_wide_responses
-from .processing import AttemptPolicy, ResponseMatrix, process_responses
+from .processing import AttemptPolicy, ResponseMatrix, person_groups, process_responses
 from .scoring import align_responses, score_persons
 
 # %% auto #0
@@ -65,9 +67,20 @@ def calibrate(
     wide: bool = False,  # `source` is a wide file: one row per student, one column per item
     id_column: str | None = None,  # wide files: the column of student ids (default: the first)
     abilities: bool = True,  # save the students' EAP abilities in the model (serving by student_id)
+    group: str | None = None,  # a column of person groups: one ability distribution per group
+    reference: str | None = None,  # the reference group, N(0, 1) (default: the largest)
+    anchors: CalibratedModel
+    | None = None,  # hold the items shared with this model at its values; estimate the cohort's mean and SD
     **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, max_iter, progress, ...)
 ) -> Calibration:
-    "Load, process and fit: the production pipeline from a data source to a calibrated model."
+    "Load, process and fit: the production pipeline from a data source to a calibrated model (several groups, anchors)."
+    if group is not None:
+        if wide:
+            raise ValueError("group needs long records (one row per answer), not a wide file")
+        columns = replace(
+            ColumnMap.from_dict(columns) if isinstance(columns, dict) else columns or ColumnMap(),
+            group=group,
+        )
     loaded = read_responses(
         source,
         wide,
@@ -79,6 +92,7 @@ def calibrate(
         since=since,
         until=until,
         table=table,
+        **({"keep": ("group",)} if group is not None else {}),
     )
     matrix = process_responses(
         loaded,
@@ -87,9 +101,27 @@ def calibrate(
         min_person_responses=min_person_responses,
         sparse=sparse,
     )
-    fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
+    labels = None if group is None else person_groups(loaded.table, matrix.person_ids, group)
+    if labels is None and anchors is None:
+        fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
+    else:
+        fixed = (
+            anchor_values(anchors, matrix.item_ids, model)
+            if anchors is not None
+            else fit_options.pop("fixed", None)
+        )
+        fitted = fit_multigroup(
+            matrix.dense_codes,
+            labels,
+            model,
+            reference,
+            fixed,
+            item_ids=list(matrix.item_ids),
+            group_column=group,
+            **fit_options,
+        )
     if abilities:
-        scores = score_persons(fitted, matrix.dense_codes, "eap")
+        scores = score_persons(fitted, matrix.dense_codes, "eap", group=labels)
         students = StudentAbilities.from_arrays(matrix.person_ids, scores.theta, scores.se)
         fitted = replace(fitted, abilities=students)
     return Calibration(matrix, fitted)

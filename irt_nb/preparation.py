@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .item_models import item_model
 
 # %% auto #0
-__all__ = ['RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'ColumnMap', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
+__all__ = ['RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'SAMPLE_COHORT', 'SAMPLE_DIF', 'ColumnMap', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
 
 # %% ../nbs/00_preparation.ipynb #868ff4c1
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class ColumnMap:
     answered_at: str | None = "answered_at"
     exam: str | None = "exam"
     subject: str | None = "subject"
+    group: str | None = (
+        None  # a column of person groups (DIF, multiple-group fits), read when asked for
+    )
 
     def source_names(self, fields_: list[str]) -> dict[str, str]:
         "`{canonical: source}` for the fields asked for that the source has."
@@ -103,11 +106,12 @@ class LoadedResponses:
 def _needed_fields(columns: ColumnMap, exam, subject, since, until, keep=()) -> tuple[list, list]:
     "Fields the load needs (the model's three, the filtered and kept ones) and those read if present (the time)."
     required = ["student_id", "item_id", "correct"]
-    required += [f for f, v in (("exam", exam), ("subject", subject)) if v is not None or f in keep]
+    asked = (("exam", exam), ("subject", subject), ("group", None))
+    required += [f for f, v in asked if v is not None or f in keep]
     for f in required[3:]:
         if getattr(columns, f) is None:
             raise ValueError(
-                f"cannot filter by {f}: the column map says the source has no {f} column"
+                f"cannot filter by or read {f}: the column map says the source has no {f} column"
             )
     if since or until:
         if columns.answered_at is None:
@@ -202,7 +206,7 @@ def to_canonical(table: pa.Table, names: dict[str, str], source: str) -> pd.Data
     }
     if "answered_at" in names:
         out["answered_at"] = _times(table[names["answered_at"]], names["answered_at"])
-    for field in ("exam", "subject"):
+    for field in ("exam", "subject", "group"):
         if field in names:
             out[field] = _ids(table[names[field]], names[field])
     return pd.DataFrame(out)
@@ -407,9 +411,9 @@ def load_responses(
 ) -> LoadedResponses:
     "Read response records from a file, an object store or a database: needed columns only, filtered at the source."
     columns = ColumnMap.from_dict(columns) if isinstance(columns, dict) else columns or ColumnMap()
-    unknown = sorted(set(keep) - {"exam", "subject"})
+    unknown = sorted(set(keep) - {"exam", "subject", "group"})
     if unknown:
-        raise ValueError(f"keep may name 'exam' and 'subject', got {unknown}")
+        raise ValueError(f"keep may name 'exam', 'subject' and 'group', got {unknown}")
     required, optional = _needed_fields(columns, exam, subject, since, until, keep)
     names = columns.source_names(required + optional)
     filters = {
@@ -502,6 +506,8 @@ def load_wide_responses(
 # %% ../nbs/00_preparation.ipynb #74b338dd
 SAMPLE_EXAMS = {"2026-spring": "2026-03-16", "2026-autumn": "2026-10-12"}
 SAMPLE_SUBJECTS = {"math": "M", "reading": "R"}
+SAMPLE_COHORT = {"exam": "2027-spring", "day": "2027-03-15", "mean": 0.5, "sd": 1.2, "anchors": 20}
+SAMPLE_DIF = {"group": "fr", "share": 0.3, "shift": 0.8, "items_per_subject": 2}
 _RIGHT_WORDS = np.array(["1", "true", "Correct", " 1 "])
 _WRONG_WORDS = np.array(["0", "false", "INCORRECT", " 0 "])
 
@@ -552,15 +558,27 @@ def simulate_sample_records(
             )
         )
     items = pd.concat(items, ignore_index=True)
-    records = []
+    extra = np.random.default_rng(
+        [seed, 2027]
+    )  # groups and the new cohort: the rest stays as it was
+    students["language"] = np.where(extra.random(n_students) < SAMPLE_DIF["share"], "fr", "en")
+    focal = (students.language == SAMPLE_DIF["group"]).to_numpy()
+    items["dif_shift"] = 0.0  # how much harder the item is for the focal group (planted DIF)
+    records, forms = [], {}
     for exam, day in SAMPLE_EXAMS.items():
         for subject in SAMPLE_SUBJECTS:
             bank = items[items.subject == subject]
             form = bank.iloc[np.sort(rng.choice(len(bank), form_size, replace=False))]
+            if subject not in forms:  # the first exam's form: it carries the planted DIF
+                forms[subject] = form.index.to_numpy()
+                items.loc[form.index[: SAMPLE_DIF["items_per_subject"]], "dif_shift"] = SAMPLE_DIF[
+                    "shift"
+                ]
             seen = rng.random((n_students, form_size)) < seen_share
             person, position = np.nonzero(seen)
             it = form.iloc[position]
-            p = _p_right(it, students.theta.to_numpy()[person])
+            shift = it.dif_shift.to_numpy() * focal[person]
+            p = _p_right(it, students.theta.to_numpy()[person] - shift)
             start = pd.Timestamp(day) + pd.to_timedelta(
                 rng.integers(8 * 60, 16 * 60, n_students)[person], unit="min"
             )
@@ -582,7 +600,8 @@ def simulate_sample_records(
     records = pd.concat(records, ignore_index=True)
     again = records.sample(frac=reattempt_share, random_state=seed).copy()
     it = items.loc[again.item_row]
-    p = _p_right(it, students.theta.to_numpy()[again.student] + 0.3)
+    shift = it.dif_shift.to_numpy() * focal[again.student]
+    p = _p_right(it, students.theta.to_numpy()[again.student] + 0.3 - shift)
     again["right"] = rng.random(len(again)) < p  # a second try, a little better
     again["answered_at"] += pd.to_timedelta(rng.integers(1, 4, len(again)), unit="D")
     records = pd.concat([records, again], ignore_index=True).sort_values(
@@ -601,9 +620,67 @@ def simulate_sample_records(
             "exam": records.exam,
             "correct": np.where(records.right, _RIGHT_WORDS[style], _WRONG_WORDS[style]),
             "answered_at": records.answered_at.dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "language": students.language.to_numpy()[records.student],
         }
     )
-    return responses, items, students
+    cohort, cohort_answers = _new_cohort(items, forms, n_students, form_size, seen_share, extra)
+    cohort_answers["response_id"] += len(responses)
+    return (
+        pd.concat([responses, cohort_answers], ignore_index=True),
+        items,
+        pd.concat([students, cohort], ignore_index=True),
+    )
+
+
+def _new_cohort(items, forms, n_students, form_size, seen_share, rng):
+    "A later cohort, N(mean, sd²) on the first cohort's scale, on forms sharing anchor items with the first exam."
+    c = SAMPLE_COHORT
+    students = pd.DataFrame(
+        {
+            "student_id": [f"S{n_students + i:05d}" for i in range(n_students)],
+            "theta": rng.normal(c["mean"], c["sd"], n_students),
+            "student_name": [f"Student {n_students + i}" for i in range(n_students)],
+            "language": np.where(rng.random(n_students) < SAMPLE_DIF["share"], "fr", "en"),
+        }
+    )
+    focal = (students.language == SAMPLE_DIF["group"]).to_numpy()
+    parts = []
+    for subject in SAMPLE_SUBJECTS:
+        old = forms[subject]
+        fresh = np.setdiff1d(items.index[items.subject == subject], old)
+        form = np.sort(np.r_[rng.choice(old, c["anchors"], replace=False), fresh])[:form_size]
+        person, position = np.nonzero(rng.random((n_students, len(form))) < seen_share)
+        it = items.loc[form[position]]
+        p = _p_right(
+            it, students.theta.to_numpy()[person] - it.dif_shift.to_numpy() * focal[person]
+        )
+        start = pd.Timestamp(c["day"]) + pd.to_timedelta(
+            rng.integers(8 * 60, 16 * 60, n_students)[person], unit="min"
+        )
+        right = rng.random(len(person)) < p
+        parts.append(
+            pd.DataFrame(
+                {
+                    "student_id": students.student_id.to_numpy()[person],
+                    "student_name": students.student_name.to_numpy()[person],
+                    "item_id": it.item_id.to_numpy(),
+                    "item_name": it.item_name.to_numpy(),
+                    "item_difficulty_level": it.item_difficulty_level.to_numpy(),
+                    "subject": subject,
+                    "exam": c["exam"],
+                    "correct": np.where(right, "1", "0"),
+                    "answered_at": (start + pd.to_timedelta(position * 90, unit="s")).strftime(
+                        "%Y-%m-%dT%H:%M:%S"
+                    ),
+                    "language": students.language.to_numpy()[person],
+                }
+            )
+        )
+    answers = pd.concat(parts, ignore_index=True).sort_values(
+        "answered_at", kind="stable", ignore_index=True
+    )
+    answers.insert(0, "response_id", np.arange(1, len(answers) + 1))
+    return students, answers
 
 
 def create_sample_database(path: str | Path, seed: int = 0, **sizes) -> Path:
@@ -620,18 +697,18 @@ def create_sample_database(path: str | Path, seed: int = 0, **sizes) -> Path:
         with sqlite3.connect(tmp) as db:
             db.execute("""CREATE TABLE responses (response_id INTEGER PRIMARY KEY, student_id TEXT, student_name TEXT,
                           item_id TEXT, item_name TEXT, item_difficulty_level INTEGER, subject TEXT, exam TEXT,
-                          correct TEXT, answered_at TEXT)""")
+                          correct TEXT, answered_at TEXT, language TEXT)""")
             db.executemany(
-                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 responses.astype(object)
                 .where(responses.notna(), None)
                 .itertuples(index=False, name=None),
             )
             db.execute("CREATE INDEX responses_exam_subject ON responses (exam, subject)")
-            items[["item_id", "subject", "discrimination", "difficulty"]].to_sql(
+            items[["item_id", "subject", "discrimination", "difficulty", "dif_shift"]].to_sql(
                 "items_truth", db, index=False
             )
-            students[["student_id", "theta"]].to_sql("students_truth", db, index=False)
+            students[["student_id", "theta", "language"]].to_sql("students_truth", db, index=False)
         db.close()
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # a failed run leaves the previous database as it was

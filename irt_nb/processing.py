@@ -14,7 +14,7 @@ import pandas as pd
 from .preparation import LoadedResponses
 
 # %% auto #0
-__all__ = ['AttemptPolicy', 'ResponseMatrix', 'attempt_rows', 'keep_one_attempt', 'process_responses']
+__all__ = ['AttemptPolicy', 'ResponseMatrix', 'attempt_rows', 'keep_one_attempt', 'process_responses', 'person_groups']
 
 # %% ../nbs/01_processing.ipynb #de4a5765
 AttemptPolicy = Literal["first", "last", "any"]
@@ -256,3 +256,19 @@ def process_responses(
         f"{shape[0]} persons x {shape[1]} items, {missing:.1%} of cells missing",
     )
     return ResponseMatrix(codes, person_ids, item_ids, report.frame())
+
+# %% ../nbs/01_processing.ipynb #pgroups2
+def person_groups(table: pd.DataFrame, person_ids, column: str) -> np.ndarray:
+    "The group of each of `person_ids` from the records' `group` field; ValueError naming students with two groups."
+    pairs = table[["student_id", "group"]].drop_duplicates()
+    ids, groups = pairs.student_id.astype(str).to_numpy(), pairs.group.astype(str).to_numpy()
+    repeated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        examples = {
+            s: sorted(set(groups[ids == s])) for s in list(dict.fromkeys(ids[repeated]))[:3]
+        }
+        raise ValueError(
+            f"column {column!r}: {len(set(ids[repeated]))} students have more than one group, e.g. {examples}"
+        )
+    lookup = dict(zip(ids, groups, strict=True))
+    return np.array([lookup[str(p)] for p in person_ids])

@@ -22,7 +22,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -160,6 +160,9 @@ def fit_command(args: argparse.Namespace) -> int:
         "n_quadrature": args.quadrature,
         "tol_param": args.tol,
         "max_iter": args.max_iter,
+        "group": args.group,
+        "reference": args.reference,
+        "anchors": str(Path(args.anchors).resolve()) if args.anchors else None,
     }
     run = calibrate(**settings, progress=not args.quiet)
     out = save_model(run.model, args.out)
@@ -217,6 +220,12 @@ def _print_fit(m, where: str) -> None:
         f"{m.model}: {m.n_persons} persons x {len(m.item_ids)} items{where}, converged={m.converged} after "
         f"{m.n_iterations} iterations, loglik {m.loglik:.3f}, AIC {m.aic:.1f}, BIC {m.bic:.1f}"
     )
+    for g in m.groups or []:
+        spread = f" ± {g.se_mean:.3f}" if g.free else " (reference, fixed)"
+        print(
+            f"group {g.name}: {g.n_persons} persons, ability mean {g.mean:.3f}{spread}, sd {g.sd:.3f}"
+            + (f" ± {g.se_sd:.3f}" if g.free else "")
+        )
     for note in m.warnings:
         print(f"warning: {note}")
 
@@ -599,6 +608,127 @@ def _monitoring_report(args: argparse.Namespace) -> int:
     print(f"report: {run.html}")
     return 1 if crossed else 0
 
+# %% ../nbs/99_cli.ipynb #linkdif1
+def link_command(args: argparse.Namespace) -> int:
+    "Put NEW on OLD's scale through their common items; write the linked model and the equating table."
+    from irt_nb.linking import link_models, true_score_equating
+    from irt_nb.model_file import load_model, save_model, write_atomic
+
+    old, new = load_model(args.old), load_model(args.new)
+    result = link_models(old, new, args.method, drop=args.drop or ())
+    if args.drop_drifted and result.drifted:
+        print(f"dropping drifted anchors {result.drifted} and linking again")
+        result = link_models(old, new, args.method, drop=[*(args.drop or ()), *result.drifted])
+    c = result.constants
+    print(
+        f"{c.method}: theta_old = {c.A:.4f} (± {c.se_A:.4f}) * theta_new + {c.B:.4f} (± {c.se_B:.4f})"
+    )
+    print(f"{len(c.anchors)} anchor items: {' '.join(c.anchors)}")
+    print(result.displacement.round(3).to_string(index=False))
+    if result.drifted:
+        drop = " ".join(f"--drop {i}" for i in result.drifted)
+        print(
+            f"drifted anchors: {result.drifted}; to relink without them: {drop} (or --drop-drifted)"
+        )
+    out = save_model(result.model, args.out)
+    equating = true_score_equating(old, result.model)
+    table = write_atomic(out.with_name(out.stem + "_equating.csv"), equating.to_csv(index=False))
+    print(f"linked model: {out}\ntrue-score equating table: {table}")
+    return 0
+
+
+def dif_command(args: argparse.Namespace) -> int:
+    "DIF of every item between the groups of a column: print the table and write it as CSV."
+    from irt_nb.dif import dif_analysis
+    from irt_nb.model_file import write_atomic
+    from irt_nb.pipeline import read_responses
+    from irt_nb.preparation import ColumnMap
+    from irt_nb.processing import person_groups, process_responses
+
+    options = _read_options(args)
+    if options.pop("wide"):
+        raise ValueError("dif needs long records (one row per answer) with the group column")
+    options.pop("id_column")
+    columns = options.pop("columns", None) or {}
+    loaded = read_responses(
+        args.source,
+        columns=ColumnMap.from_dict(columns | {"group": args.group}),
+        keep=("group",),
+        **options,
+    )
+    matrix = process_responses(loaded, attempt_policy=args.attempt_policy)
+    labels = person_groups(loaded.table, matrix.person_ids, args.group)
+    result = dif_analysis(
+        matrix.dense_codes,
+        labels,
+        args.focal,
+        args.reference,
+        list(matrix.item_ids),
+        args.model,
+        args.alpha,
+        args.adjust,
+        not args.no_purify,
+    )
+    shown = [
+        "item_id",
+        "lr_chi2",
+        "lr_p_adjusted",
+        "b_reference",
+        "b_focal",
+        "signed_area",
+        "mh_delta",
+        "ets_class",
+        "flagged",
+    ]
+    print(
+        f"DIF of {result.focal!r} against {result.reference!r} ({args.group}); MH strata: {result.matching}; p adjusted by {result.adjust}"
+    )
+    print(result.table[shown].round(3).to_string(index=False))
+    out = write_atomic(args.out, result.table.to_csv(index=False))
+    print(f"flagged at {result.alpha}: {result.flagged or 'none'}\nDIF table: {out}")
+    return 0
+
+
+def _add_link_parser(sub) -> None:
+    from irt_nb.linking import METHODS
+
+    p = sub.add_parser("link", help="put a new model on an old model's scale through common items")
+    p.add_argument("old", help="the model file whose scale is kept")
+    p.add_argument("new", help="the model file to put on it")
+    p.add_argument("--method", choices=METHODS, default="stocking-lord")
+    p.add_argument(
+        "--out", required=True, help="the linked model file (with its constants and anchors)"
+    )
+    p.add_argument(
+        "--drop", action="append", metavar="ITEM", help="leave this anchor out (repeatable)"
+    )
+    p.add_argument(
+        "--drop-drifted",
+        action="store_true",
+        help="relink once without the anchors flagged as drifted",
+    )
+    p.set_defaults(run=link_command)
+
+
+def _add_dif_parser(sub) -> None:
+    p = sub.add_parser(
+        "dif", help="differential item functioning between groups: LR, Mantel-Haenszel, ETS classes"
+    )
+    _add_data_options(p)
+    p.add_argument("--group", required=True, metavar="COLUMN", help="the column of person groups")
+    p.add_argument("--focal", help="the focal group (default: the one besides the reference)")
+    p.add_argument("--reference", help="the reference group (default: the largest)")
+    p.add_argument("--model", choices=["1pl", "2pl"], default="2pl")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument(
+        "--adjust", choices=["bh", "holm"], default="bh", help="Benjamini-Hochberg or Holm"
+    )
+    p.add_argument(
+        "--no-purify", action="store_true", help="one LR round (every other item anchors)"
+    )
+    p.add_argument("--out", default="outputs/dif.csv")
+    p.set_defaults(run=dif_command)
+
 # %% ../nbs/99_cli.ipynb #8adf941e
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     "Where the answers are and how to read them (`fit` and `score`)."
@@ -612,8 +742,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         help="one row per student, one column per item (blank, NA and . are not answered)",
     )
     p.add_argument("--id-column", help="wide files: the column of student ids (default: the first)")
-    p.add_argument("--exam")
-    p.add_argument("--subject")
+    p.add_argument("--exam", help="one exam, or several separated by commas")
+    p.add_argument("--subject", help="one subject, or several separated by commas")
     p.add_argument("--since", help="answers at or after this ISO time")
     p.add_argument("--until", help="answers before this ISO time")
     p.add_argument("--table", default="responses")
@@ -642,6 +772,17 @@ def _add_fit_parser(sub) -> None:
     p.add_argument(
         "--scheduler",
         help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset",
+    )
+    p.add_argument(
+        "--group",
+        metavar="COLUMN",
+        help="a column of person groups: one ability distribution per group (multiple-group or concurrent calibration)",
+    )
+    p.add_argument("--reference", help="the reference group, N(0, 1) (default: the largest)")
+    p.add_argument(
+        "--anchors",
+        metavar="MODEL",
+        help="hold the items shared with this model file at its values and estimate the cohort's mean and sd (fixed-parameter calibration)",
     )
     _add_registry_options(p, required=False)
     p.set_defaults(run=fit_command)
@@ -925,6 +1066,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_keys_parser,
         _add_models_parser,
         _add_monitor_parser,
+        _add_link_parser,
+        _add_dif_parser,
     ):
         add(sub)
     _add_notebook_parsers(sub)

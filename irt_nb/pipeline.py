@@ -12,7 +12,7 @@ import pandas as pd
 
 from .calculation import CalibratedModel, fit_irt
 from .linking import anchor_values
-from .model_file import StudentAbilities, write_atomic
+from .model_file import StudentAbilities, load_model, write_atomic
 from .multigroup import fit_multigroup
 from .preparation import ColumnMap, LoadedResponses, load_responses, load_wide_responses
 from .processing import AttemptPolicy, ResponseMatrix, person_groups, process_responses
@@ -70,7 +70,8 @@ def calibrate(
     group: str | None = None,  # a column of person groups: one ability distribution per group
     reference: str | None = None,  # the reference group, N(0, 1) (default: the largest)
     anchors: CalibratedModel
-    | None = None,  # hold the items shared with this model at its values; estimate the cohort's mean and SD
+    | str
+    | None = None,  # hold the items shared with this model (or model file) at its values; estimate the cohort's mean and SD
     **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, max_iter, progress, ...)
 ) -> Calibration:
     "Load, process and fit: the production pipeline from a data source to a calibrated model (several groups, anchors)."
@@ -102,6 +103,7 @@ def calibrate(
         sparse=sparse,
     )
     labels = None if group is None else person_groups(loaded.table, matrix.person_ids, group)
+    anchors = load_model(anchors) if isinstance(anchors, str | Path) else anchors
     if labels is None and anchors is None:
         fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
     else:

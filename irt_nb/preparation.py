@@ -138,6 +138,12 @@ def _check_columns(present: list[str], names: dict[str, str], source: str, optio
     return {field: src for field, src in names.items() if src in present}
 
 
+def _values(value) -> list[str]:
+    "The values of an exam or subject filter: one value, a list, or several separated by commas."
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return [str(v).strip() for v in items]
+
+
 def _no_answers(source: str, filters: dict, total: int, values) -> ValueError:
     "The error for a load that found nothing: an empty source, or which filter matched no row."
     if total == 0:
@@ -146,10 +152,11 @@ def _no_answers(source: str, filters: dict, total: int, values) -> ValueError:
     for field in ("exam", "subject"):
         if field in filters:
             present = values(field)
-            if str(filters[field]) not in present:
+            absent = [v for v in _values(filters[field]) if v not in present]
+            if absent:
                 shown = ", ".join(map(repr, present[:10])) + (", ..." if len(present) > 10 else "")
                 reasons.append(
-                    f"{field} {filters[field]!r} matches no row ({field}s present: {shown})"
+                    f"{field} {', '.join(map(repr, absent))} matches no row ({field}s present: {shown})"
                 )
     if "since" in filters or "until" in filters:
         first, last = values("answered_at")
@@ -217,7 +224,8 @@ def _arrow_filter(table: pa.Table, names: dict[str, str], exam, subject, since, 
     mask = None
     for field, value in (("exam", exam), ("subject", subject)):
         if value is not None:
-            cond = pc.equal(pc.cast(table[names[field]], pa.string()), str(value))
+            wanted = pa.array(_values(value), pa.string())
+            cond = pc.is_in(pc.cast(table[names[field]], pa.string()), value_set=wanted)
             mask = cond if mask is None else pc.and_(mask, cond)
     times = None  # parsed once, only if a date filter needs it
     for op, value in ((pc.greater_equal, since), (pc.less, until)):
@@ -353,7 +361,8 @@ def _read_sql(
             filters = {}
             for field, value in (("exam", exam), ("subject", subject)):
                 if value is not None:
-                    query = query.where(source.c[names[field]] == sa.bindparam(field, value))
+                    wanted = sa.bindparam(field, _values(value), expanding=True)
+                    query = query.where(source.c[names[field]].in_(wanted))
                     filters[field] = value
             for name, value, op in (("since", since, "__ge__"), ("until", until, "__lt__")):
                 if value is not None:
@@ -398,8 +407,8 @@ def _sql_time(value, conn):
 def load_responses(
     source,  # file path or fsspec URL (.csv, .csv.gz, .parquet), SQLAlchemy URL, or SQLAlchemy Engine
     columns: ColumnMap | dict | None = None,  # source column names (default: the canonical ones)
-    exam: str | None = None,  # keep only this exam
-    subject: str | None = None,  # keep only this subject
+    exam: str | None = None,  # keep only this exam (or these: a list, or names separated by commas)
+    subject: str | None = None,  # keep only this subject (or these)
     since: str | None = None,  # keep answers at or after this time (ISO 8601)
     until: str | None = None,  # keep answers before this time (ISO 8601)
     table: str = "responses",  # table name, for databases
@@ -434,7 +443,16 @@ def load_responses(
         arrow, names = _read_sql(source, names, table, exam, subject, since, until, chunk_rows)
     else:
         arrow, names = _read_file(text, names, exam, subject, since, until, storage_options)
-    return LoadedResponses(to_canonical(arrow, names, text), text, arrow.num_rows, filters)
+    frame = to_canonical(arrow, names, text)
+    for field, value in (("exam", exam), ("subject", subject)):  # each of several values must match
+        absent = (
+            [] if value is None else sorted(set(_values(value)) - set(frame[field].astype(str)))
+        )
+        if absent:
+            raise ValueError(
+                f"{field} {', '.join(map(repr, absent))} matches no row in {text} (the other {field}s asked for do)"
+            )
+    return LoadedResponses(frame, text, arrow.num_rows, filters)
 
 
 _SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
@@ -574,6 +592,7 @@ def simulate_sample_records(
                 items.loc[form.index[: SAMPLE_DIF["items_per_subject"]], "dif_shift"] = SAMPLE_DIF[
                     "shift"
                 ]
+                form = items.loc[form.index]
             seen = rng.random((n_students, form_size)) < seen_share
             person, position = np.nonzero(seen)
             it = form.iloc[position]

@@ -615,10 +615,11 @@ def link_command(args: argparse.Namespace) -> int:
     from irt_nb.model_file import load_model, save_model, write_atomic
 
     old, new = load_model(args.old), load_model(args.new)
-    result = link_models(old, new, args.method, drop=args.drop or ())
-    if args.drop_drifted and result.drifted:
-        print(f"dropping drifted anchors {result.drifted} and linking again")
-        result = link_models(old, new, args.method, drop=[*(args.drop or ()), *result.drifted])
+    result = link_models(
+        old, new, args.method, drop=args.drop or (), drop_drifted=args.drop_drifted
+    )
+    if result.dropped:
+        print(f"anchors left out: {result.dropped}")
     c = result.constants
     print(
         f"{c.method}: theta_old = {c.A:.4f} (± {c.se_A:.4f}) * theta_new + {c.B:.4f} (± {c.se_B:.4f})"
@@ -705,7 +706,7 @@ def _add_link_parser(sub) -> None:
     p.add_argument(
         "--drop-drifted",
         action="store_true",
-        help="relink once without the anchors flagged as drifted",
+        help="drop the worst drifted anchor and relink, until none is flagged",
     )
     p.set_defaults(run=link_command)
 

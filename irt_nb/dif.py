@@ -40,14 +40,14 @@ def adjust_p(p, method: str = "bh") -> np.ndarray:
 
 # %% ../nbs/11_dif.ipynb #e4da9568
 def mh_tables(codes, is_focal, strata) -> np.ndarray:
-    "(n_items, n_strata, 4) counts: reference right, reference wrong, focal right, focal wrong."
-    n_strata = int(strata.max()) + 1
+    "(n_items, n_strata, 4) counts: reference right, reference wrong, focal right, focal wrong; `strata` per item."
+    n_strata = int(max(s.max() for s in strata)) + 1
     tables = np.zeros((codes.shape[1], n_strata, 4))
     for cell, (focal, right) in enumerate(((False, 1), (False, 0), (True, 1), (True, 0))):
         rows = is_focal == focal
         for j in range(codes.shape[1]):
             tables[j, :, cell] = np.bincount(
-                strata[rows], codes[rows, j] == right, minlength=n_strata
+                strata[j][rows], codes[rows, j] == right, minlength=n_strata
             )
     return tables
 
@@ -93,14 +93,28 @@ def ets_class(delta, se, p) -> list[str]:
     return classes
 
 
-def matching_strata(codes, n_bins: int = 30) -> tuple[np.ndarray, str]:
-    "Strata of matched students: the total score (complete data) or bins of EAP ability under a common prior."
+def matching_strata(codes, anchors=None, n_bins: int = 30) -> tuple[list[np.ndarray], str]:
+    "Per item, the strata of matched students: the score on the anchor items plus the studied item."
+    n_items = codes.shape[1]
+    anchors = np.ones(n_items, bool) if anchors is None else np.asarray(anchors, bool)
     if (codes != MISSING).all():
-        return (codes == 1).sum(axis=1), "total score"
+        base = (codes[:, anchors] == 1).sum(axis=1)
+        strata = [base + (codes[:, j] == 1) * (not anchors[j]) for j in range(n_items)]
+        return (
+            strata,
+            "total score"
+            if anchors.all()
+            else f"score on {anchors.sum()} anchor items and the studied item",
+        )
     common = fit_irt(codes, progress=False, standard_errors=False)
-    theta = score_persons(common, codes).theta
-    edges = np.unique(np.quantile(theta, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    return np.searchsorted(edges, theta, side="right"), f"{len(edges) + 1} bins of EAP ability"
+    strata = []
+    for j in range(n_items):
+        use = anchors.copy()
+        use[j] = True
+        theta = score_persons(common, np.where(use, codes, MISSING)).theta
+        edges = np.unique(np.quantile(theta, np.linspace(0, 1, n_bins + 1)[1:-1]))
+        strata.append(np.searchsorted(edges, theta, side="right"))
+    return strata, f"{n_bins} bins of EAP ability on the anchor items and the studied item"
 
 # %% ../nbs/11_dif.ipynb #b95cc3a3
 def signed_areas(
@@ -219,7 +233,7 @@ def _analysis(codes, labels, item_ids, reference, focal, model, alpha, adjust, p
         p = chi2.sf([s for _, s in tested], n_params)
         adjusted = adjust_p(p, adjust)
         freed = set(np.flatnonzero(adjusted < alpha).tolist())
-    strata, matching = matching_strata(codes)
+    strata, matching = matching_strata(codes, ~np.isin(np.arange(len(item_ids)), sorted(freed)))
     mh = mantel_haenszel(mh_tables(codes, labels == focal, strata))
     records = []
     for j, (fit, statistic) in enumerate(tested):

@@ -196,6 +196,7 @@ class Linking:
     model: CalibratedModel
     constants: LinkingConstants
     displacement: pd.DataFrame
+    dropped: list[str]  # anchors left out (asked for, or dropped as drifted)
 
     @property
     def drifted(self) -> list[str]:
@@ -211,6 +212,7 @@ class Linking:
             "se_A": c.se_A,
             "se_B": c.se_B,
             "anchors": c.anchors,
+            "dropped": self.dropped,
             "displacement": self.displacement.to_dict(orient="records"),
             "drifted": self.drifted,
         }
@@ -222,12 +224,19 @@ def link_models(
     method: str = "stocking-lord",
     anchors: list[str] | None = None,
     drop: list[str] = (),
+    drop_drifted: bool = False,  # drop the worst drifted anchor and relink, until none is flagged
 ) -> Linking:
     "Link `new` onto `old`'s scale: constants, the transformed model (with `metadata.linking`), anchor displacement."
-    constants = linking_constants(old, new, method, anchors, drop)
-    linked = transform(new, constants.A, constants.B)
-    displacement = anchor_displacement(old, linked, constants.anchors)
-    result = Linking(linked, constants, displacement)
+    drop = list(drop)
+    while True:
+        constants = linking_constants(old, new, method, anchors, drop)
+        linked = transform(new, constants.A, constants.B)
+        displacement = anchor_displacement(old, linked, constants.anchors)
+        result = Linking(linked, constants, displacement, drop)
+        if not (drop_drifted and result.drifted):
+            break
+        worst = displacement[displacement.drifted].robust_z.abs().idxmax()  # one at a time: the
+        drop.append(displacement.item_id[worst])  # others were measured against a biased link
     linked.metadata = (new.metadata or {}) | {"linking": result.summary()}
     return result
 

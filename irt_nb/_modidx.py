@@ -403,6 +403,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'irt_nb.pipeline.calibrate': ('pipeline.html#calibrate', 'irt_nb/pipeline.py'),
                                  'irt_nb.pipeline.read_responses': ('pipeline.html#read_responses', 'irt_nb/pipeline.py'),
                                  'irt_nb.pipeline.score_responses': ('pipeline.html#score_responses', 'irt_nb/pipeline.py'),
+                                 'irt_nb.pipeline.with_group': ('pipeline.html#with_group', 'irt_nb/pipeline.py'),
                                  'irt_nb.pipeline.write_table': ('pipeline.html#write_table', 'irt_nb/pipeline.py')},
             'irt_nb.preparation': { 'irt_nb.preparation.ColumnMap': ('preparation.html#columnmap', 'irt_nb/preparation.py'),
                                     'irt_nb.preparation.ColumnMap.from_dict': ( 'preparation.html#columnmap.from_dict',

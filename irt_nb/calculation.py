@@ -90,7 +90,7 @@ class CalibratedModel:
         for g in groups:
             if g.name == str(name):
                 return g
-        raise ValueError(f"unknown group {name!r}; the model has {[g.name for g in groups]}")
+        raise ValueError(f"unknown group {str(name)!r}; the model has {[g.name for g in groups]}")
 
     def group_params(self, name: str | None = None) -> np.ndarray:
         "Item rows as persons of group `name` meet them (items freed in the group take its own values)."

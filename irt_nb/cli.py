@@ -163,6 +163,7 @@ def fit_command(args: argparse.Namespace) -> int:
         "group": args.group,
         "reference": args.reference,
         "anchors": str(Path(args.anchors).resolve()) if args.anchors else None,
+        "free_items": {item: "all" for item in args.free or []} or None,
     }
     run = calibrate(**settings, progress=not args.quiet)
     out = save_model(run.model, args.out)
@@ -266,6 +267,7 @@ def score_command(args: argparse.Namespace) -> int:
         method=args.method,
         unknown_items=args.unknown_items,
         attempt_policy=args.attempt_policy,
+        group=args.group,
         **_read_options(args),
     )
     if scores.skipped_items:
@@ -781,6 +783,12 @@ def _add_fit_parser(sub) -> None:
     )
     p.add_argument("--reference", help="the reference group, N(0, 1) (default: the largest)")
     p.add_argument(
+        "--free",
+        action="append",
+        metavar="ITEM",
+        help="with --group: this item gets its own parameters in every other group (repeatable)",
+    )
+    p.add_argument(
         "--anchors",
         metavar="MODEL",
         help="hold the items shared with this model file at its values and estimate the cohort's mean and sd (fixed-parameter calibration)",
@@ -816,6 +824,11 @@ def _add_score_parser(sub) -> None:
         choices=["error", "skip"],
         default="error",
         help="items the model does not know: stop, naming them, or leave them out",
+    )
+    p.add_argument(
+        "--group",
+        metavar="COLUMN",
+        help="multiple-group models: the column of person groups; each student gets the group's prior",
     )
     p.add_argument(
         "--out", default="outputs/scores.csv", help="scores file: .csv, .parquet or .jsonl"

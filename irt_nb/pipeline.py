@@ -19,7 +19,7 @@ from .processing import AttemptPolicy, ResponseMatrix, person_groups, process_re
 from .scoring import align_responses, score_persons
 
 # %% auto #0
-__all__ = ['Calibration', 'read_responses', 'calibrate', 'Scores', 'score_responses', 'write_table']
+__all__ = ['Calibration', 'read_responses', 'with_group', 'calibrate', 'Scores', 'score_responses', 'write_table']
 
 # %% ../nbs/03_pipeline.ipynb #2e46320e
 @dataclass(frozen=True)
@@ -50,6 +50,16 @@ def read_responses(
     return load_wide_responses(source, id_column=id_column, storage_options=storage_options)
 
 
+def with_group(group: str | None, wide: bool, columns) -> dict:
+    "Read options that also load the column `group` of person groups (long records only)."
+    if group is None:
+        return {"columns": columns}
+    if wide:
+        raise ValueError("group needs long records (one row per answer), not a wide file")
+    columns = ColumnMap.from_dict(columns) if isinstance(columns, dict) else columns or ColumnMap()
+    return {"columns": replace(columns, group=group), "keep": ("group",)}
+
+
 def calibrate(
     source,  # file, URL or database URL (see `load_responses`)
     columns: ColumnMap | dict | None = None,  # source column names
@@ -69,31 +79,24 @@ def calibrate(
     abilities: bool = True,  # save the students' EAP abilities in the model (serving by student_id)
     group: str | None = None,  # a column of person groups: one ability distribution per group
     reference: str | None = None,  # the reference group, N(0, 1) (default: the largest)
+    free_items: dict | None = None,  # with groups: items with their own parameters in other groups
     anchors: CalibratedModel
     | str
     | None = None,  # hold the items shared with this model (or model file) at its values; estimate the cohort's mean and SD
     **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, max_iter, progress, ...)
 ) -> Calibration:
     "Load, process and fit: the production pipeline from a data source to a calibrated model (several groups, anchors)."
-    if group is not None:
-        if wide:
-            raise ValueError("group needs long records (one row per answer), not a wide file")
-        columns = replace(
-            ColumnMap.from_dict(columns) if isinstance(columns, dict) else columns or ColumnMap(),
-            group=group,
-        )
     loaded = read_responses(
         source,
         wide,
         id_column,
         storage_options,
-        columns=columns,
         exam=exam,
         subject=subject,
         since=since,
         until=until,
         table=table,
-        **({"keep": ("group",)} if group is not None else {}),
+        **with_group(group, wide, columns),
     )
     matrix = process_responses(
         loaded,
@@ -120,6 +123,7 @@ def calibrate(
             fixed,
             item_ids=list(matrix.item_ids),
             group_column=group,
+            free_items=free_items,
             **fit_options,
         )
     if abilities:
@@ -146,14 +150,18 @@ def score_responses(
     method: str = "eap",  # "eap", "map" or "ml"
     unknown_items: str = "error",  # items the model does not know: "error" or "skip"
     attempt_policy: AttemptPolicy = "first",  # which of repeated attempts counts
+    group: str
+    | None = None,  # a column of person groups: each student scored with the group's prior
     **read_options,  # wide, id_column, columns, exam, subject, since, until, table, storage_options
 ) -> Scores:
-    "Abilities and standard errors of the students in `source` under `model`."
+    "Abilities and standard errors of the students in `source` under `model` (and their group's prior)."
     if unknown_items not in ("error", "skip"):
         raise ValueError(f"unknown_items must be 'error' or 'skip', got {unknown_items!r}")
-    matrix = process_responses(
-        read_responses(source, **read_options), attempt_policy=attempt_policy
-    )
+    columns = read_options.pop("columns", None)
+    options = read_options | with_group(group, read_options.get("wide", False), columns)
+    loaded = read_responses(source, **options)
+    matrix = process_responses(loaded, attempt_policy=attempt_policy)
+    labels = None if group is None else person_groups(loaded.table, matrix.person_ids, group)
     aligned, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
     if unknown and unknown_items == "error":
         raise ValueError(
@@ -161,7 +169,7 @@ def score_responses(
             + (" ..." if len(unknown) > 10 else "")
             + "; leave them out with unknown_items='skip' (--unknown-items skip)"
         )
-    scores = score_persons(model, aligned, method)
+    scores = score_persons(model, aligned, method, group=labels)
     table = pd.DataFrame(
         {
             "student_id": matrix.person_ids.astype(str),
@@ -172,6 +180,8 @@ def score_responses(
     )
     if method != "eap":
         table["at_bound"] = scores.at_bound
+    if labels is not None:
+        table["group"] = labels
     return Scores(table, unknown, matrix)
 
 

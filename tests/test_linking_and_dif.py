@@ -278,6 +278,46 @@ def test_the_command_line_links_the_sample_cohorts_and_finds_the_planted_dif(sam
     assert abs(later.mean - B) < 3 * later.se_mean and abs(later.sd - A) < 3 * later.se_sd, later
 
 
+def test_a_grouped_fit_frees_named_items_and_scores_each_student_with_the_groups_prior(sample):
+    folder, db, truth = sample
+    planted = sorted(truth.item_id[truth.dif_shift > 0])
+    args = ["--exam", "2026-spring", "--subject", "math", "--group", "language"]
+    free = [x for item in planted for x in ("--free", item)]
+    model = folder / "grouped.json"
+    fitted = run("irt-nb", "fit", f"sqlite:///{db}", *args, *free, "--out", str(model), "--quiet")
+    assert fitted.returncode == 0, fitted.stderr
+    grouped = load_model(model)
+    fr = grouped.group("fr")
+    assert sorted(fr.items) == planted and grouped.group().name == "en"
+    for item in planted:  # the planted 0.8 shows in the freed difficulties
+        j = grouped.item_ids.index(item)
+        assert 0.4 < fr.items[item]["difficulty"] - grouped.difficulty[j] < 1.2
+    assert abs(fr.mean) < 3 * fr.se_mean  # no impact was planted: DIF no longer looks like one
+    out = folder / "grouped_scores.csv"
+    scored = run("irt-nb", "score", str(model), f"sqlite:///{db}", *args, "--out", str(out))
+    assert scored.returncode == 0, scored.stderr
+    table = pd.read_csv(out)
+    with sqlite3.connect(db) as con:
+        language = dict(con.execute("SELECT student_id, language FROM students_truth").fetchall())
+    assert (table.group == table.student_id.map(language)).all()
+    wrong = run(
+        "irt-nb",
+        "score",
+        str(model),
+        f"sqlite:///{db}",
+        "--exam",
+        "2026-spring",
+        "--subject",
+        "math",
+        "--group",
+        "exam",
+    )
+    assert (
+        wrong.returncode == 2
+        and "unknown group '2026-spring'; the model has ['en', 'fr']" in wrong.stderr
+    )
+
+
 def test_group_and_exam_mistakes_are_one_line_errors(sample):
     folder, db, _ = sample
     both_terms = run(

@@ -17,7 +17,7 @@ from .calculation import CalibratedModel, fit_irt
 from .scoring import align_responses, score_persons
 
 # %% auto #0
-__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
+__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'serialised_engine', 'OutcomeStore', 'dialect_insert', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
 
 # %% ../nbs/08_monitoring.ipynb #efa933c2
 @dataclass(frozen=True)
@@ -82,6 +82,30 @@ def _tables(metadata):
     return state, window
 
 
+def serialised_engine(url: str):
+    "A SQLAlchemy engine whose SQLite transactions take the write lock at BEGIN (WAL journal): no lost update."
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(
+        url, **({"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {})
+    )
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _autocommit(dbapi_connection, record):
+            dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself, below
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            dbapi_connection.execute(
+                "PRAGMA synchronous=NORMAL"
+            )  # a crashed process loses nothing (power loss: the last commits)
+
+        @sa.event.listens_for(engine, "begin")
+        def _immediate(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost update
+
+    return engine
+
+
 class OutcomeStore:
     "Per-item CUSUMs and windowed sums of outcomes, in SQLite (default) or PostgreSQL."
 
@@ -89,20 +113,7 @@ class OutcomeStore:
         import sqlalchemy as sa
 
         self.url, self.settings = url, settings or DriftSettings()
-        self.engine = sa.create_engine(
-            url, **({"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {})
-        )
-        if self.engine.dialect.name == "sqlite":
-
-            @sa.event.listens_for(self.engine, "connect")
-            def _autocommit(dbapi_connection, record):
-                dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself, below
-
-            @sa.event.listens_for(self.engine, "begin")
-            def _immediate(connection):
-                connection.exec_driver_sql(
-                    "BEGIN IMMEDIATE"
-                )  # one writer at a time: no lost update
+        self.engine = serialised_engine(url)
 
         metadata = sa.MetaData()
         self.state, self.window = _tables(metadata)
@@ -124,7 +135,7 @@ class OutcomeStore:
         y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
         frame = pd.DataFrame({"item": item_ids, "y": y, "p": p})
         frame["ll"] = -(frame.y * np.log(frame.p) + (1 - frame.y) * np.log1p(-frame.p))
-        insert, flagged = _insert(self.engine), []
+        insert, flagged = dialect_insert(self.engine), []
         with self.engine.begin() as conn:
             for item, rows in frame.groupby("item", sort=True):
                 conn.execute(
@@ -237,7 +248,7 @@ class OutcomeStore:
         return table[columns].sort_values("item_id", ignore_index=True)
 
 
-def _insert(engine):
+def dialect_insert(engine):
     "The dialect's INSERT (with ON CONFLICT) for SQLite or PostgreSQL."
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert

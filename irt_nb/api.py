@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import irt_nb
+from .adaptive import AdaptiveEngine, StoppingRule, select_items
 from .auth import KeyStore
 from .calculation import CalibratedModel
 from .model_file import ITEM_FIELDS, load_model
@@ -40,7 +41,7 @@ from .registry import Registry, record_canary, version_id
 from .scoring import score_persons
 
 # %% auto #0
-__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
+__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'AdaptiveSettings', 'answers', 'next_item', 'student', 'delete_student', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
 
 # %% ../nbs/05_api.ipynb #7718cc76
 SCHEMAS_DIR = (
@@ -53,7 +54,8 @@ SCHEMAS = {  # the API's contracts (model.json describes the model file, not a r
 }
 _FAST = {
     name: fastjsonschema.compile(SCHEMAS[name], use_default=False)
-    for name in ("probabilities_request", "batch_request", "abilities_request", "outcomes_request")
+    for name in SCHEMAS
+    if name.endswith("_request")
 }
 
 
@@ -141,6 +143,13 @@ class ModelService:
             model.item_params,
         )  # the item model's formula (irt_nb.item_models)
         self.abilities = model.abilities
+        self._engine = None
+
+    def adaptive(self, settings: AdaptiveSettings) -> AdaptiveEngine:
+        "This version's adaptive engine (built on first use)."
+        if self._engine is None:
+            self._engine = AdaptiveEngine(self.model, settings.content, settings.exposure)
+        return self._engine
 
     def columns(
         self, ids: list[str], unknown: str, path: str
@@ -667,6 +676,152 @@ async def metrics(request: Request) -> Response:
     body, content_type = request.app.state.metrics.exposition([collector])
     return Response(body, media_type=content_type)
 
+# %% ../nbs/05_api.ipynb #studcd01
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    "What the adaptive endpoints know beyond the model: content areas and exposure parameters per item."
+
+    content: dict | None = None  # {item id: content area}
+    exposure: dict | None = None  # {item id: Sympson–Hetter K}
+
+
+def _students(request: Request):
+    store = request.app.state.students
+    if store is None:
+        raise ApiError(
+            501,
+            "not_configured",
+            ["this server has no student store (irt-nb serve --students-store)"],
+        )
+    return store
+
+
+def _start(service: ModelService, engine: AdaptiveEngine, student_id: str, group: str | None):
+    "How a student seen for the first time starts: their calibrated ability, or their group's prior."
+
+    def start():
+        found = service.abilities.get(student_id) if service.abilities is not None else None
+        return engine.start(*found, group=group) if found else engine.start(group=group)
+
+    return start
+
+
+def _check_ids(service: ModelService, ids: list[str], path: str) -> None:
+    "422 naming every unknown item id by its JSON path (`path` has a {i} for the position)."
+    unknown = [
+        f"{path.format(i=i)}: unknown item id {item!r}"
+        for i, item in enumerate(ids)
+        if item not in service.index
+    ]
+    if unknown:
+        raise ApiError(422, "unknown_items", unknown[:50], unknown[0].split(":")[0])
+
+
+def _check_group(service: ModelService, group: str | None) -> None:
+    try:
+        service.model.group(group)
+    except ValueError as e:
+        raise ApiError(422, "unknown_group", [f"$.group: {e}"], "$.group") from None
+
+
+async def answers(request: Request) -> Response:
+    body = await read_body(request, "answers_request")
+    store, service = _students(request), await _service(request)
+    version = request.scope["state"]["model_version"]
+    _check_ids(service, [a["item_id"] for a in body["answers"]], "$.answers[{i}].item_id")
+    _check_group(service, body.get("group"))
+    engine = service.adaptive(request.app.state.adaptive)
+    pairs = [(a["item_id"], a["correct"]) for a in body["answers"]]
+    start = _start(service, engine, body["student_id"], body.get("group"))
+    state = await asyncio.to_thread(store.record, version, body["student_id"], pairs, engine, start)
+    theta, se = engine.estimate(state)
+    return _json(
+        {
+            "student_id": body["student_id"],
+            "model_version": version,
+            "theta": theta,
+            "se": se,
+            "n_answers": state.n_answers,
+            "recorded": len(pairs),
+        }
+    )
+
+
+async def next_item(request: Request) -> Response:
+    body = await read_body(request, "next_item_request")
+    store, service = _students(request), await _service(request)
+    version, student_id = request.scope["state"]["model_version"], body["student_id"]
+    for field in ("pool", "exclude"):
+        _check_ids(service, body.get(field, []), f"$.{field}[{{i}}]")
+    _check_group(service, body.get("group"))
+    settings: AdaptiveSettings = request.app.state.adaptive
+    if "content" in body:
+        known = set((settings.content or {}).values())
+        wrong = [
+            f"$.content.{a}: no item has content area {a!r} (areas: {sorted(known)})"
+            for a in body["content"]
+            if a not in known
+        ]
+        if wrong:
+            raise ApiError(422, "unknown_content", wrong, wrong[0].split(":")[0])
+    engine = service.adaptive(settings)
+    state = await asyncio.to_thread(store.load, version, student_id)
+    state = state or _start(service, engine, student_id, body.get("group"))()
+    theta, se = engine.estimate(state)
+    reason = (
+        StoppingRule(**body.get("stop", {})).check(state.n_answers, theta, se)
+        if "stop" in body
+        else None
+    )
+    choices, passed = [], len(state.passed)
+    if reason is None:
+        choices = select_items(
+            engine, state, body.get("selector", "mfi"), body.get("n", 1), request.app.state.rng,
+            k=body.get("k", 5), target=body.get("target", 0.7), pool=body.get("pool"),
+            exclude=body.get("exclude"), content_targets=body.get("content"),
+        )  # fmt: skip
+        if len(state.passed) > passed:  # exposure control passed items over: remember it
+            await asyncio.to_thread(store.pass_over, version, student_id, state.passed[passed:])
+        reason = None if choices else "no items left to choose from"
+    return _json(
+        {
+            "student_id": student_id, "model_version": version, "theta": theta, "se": se,
+            "n_answers": state.n_answers, "done": not choices, "stop_reason": reason,
+            "items": [vars(c) for c in choices],
+        }
+    )  # fmt: skip
+
+
+async def student(request: Request) -> Response:
+    store, service = _students(request), await _service(request)
+    version, student_id = request.scope["state"]["model_version"], request.path_params["student_id"]
+    state, history = await asyncio.gather(
+        asyncio.to_thread(store.load, version, student_id),
+        asyncio.to_thread(store.history, student_id),
+    )
+    if state is None and not history:
+        raise ApiError(404, "unknown_student", [f"no student {student_id!r} in the student store"])
+    theta, se = (
+        service.adaptive(request.app.state.adaptive).estimate(state) if state else (None, None)
+    )
+    return _json(
+        {
+            "student_id": student_id, "model_version": version, "theta": theta, "se": se,
+            "n_answers": state.n_answers if state else 0,
+            "versions": await asyncio.to_thread(store.versions, student_id), "answers": history,
+        }
+    )  # fmt: skip
+
+
+async def delete_student(request: Request) -> Response:
+    store, student_id = _students(request), request.path_params["student_id"]
+    states, answers_deleted = await asyncio.to_thread(store.delete, student_id)
+    if not states and not answers_deleted:
+        raise ApiError(404, "unknown_student", [f"no student {student_id!r} in the student store"])
+    return _json(
+        {"student_id": student_id, "deleted": {"states": states, "answers": answers_deleted}}
+    )
+
 # %% ../nbs/05_api.ipynb #eee97eef
 @dataclass(frozen=True)
 class Endpoint:
@@ -743,6 +898,39 @@ ENDPOINTS = (
         "read",
         "items whose answers drifted from the model",
         response="drift_response",
+    ),
+    Endpoint(
+        "/v1/answers",
+        "POST",
+        answers,
+        "students",
+        "record a student's answers: their ability posterior is updated",
+        "answers_request",
+        "answers_response",
+    ),
+    Endpoint(
+        "/v1/next-item",
+        "POST",
+        next_item,
+        "students",
+        "the next item(s) for a student, with the reason, or that the session should stop",
+        "next_item_request",
+        "next_item_response",
+    ),
+    Endpoint(
+        "/v1/students/{student_id}",
+        "GET",
+        student,
+        "students",
+        "a student's current ability and every answer (export)",
+        response="student_response",
+    ),
+    Endpoint(
+        "/v1/students/{student_id}",
+        "DELETE",
+        delete_student,
+        "admin",
+        "erase a student: their states and answers",
     ),
     Endpoint("/metrics", "GET", metrics, "read", "Prometheus metrics", documented=False),
     Endpoint("/health", "GET", health, None, "the process is up"),
@@ -1140,6 +1328,8 @@ def create_app(
     background: bool = False,  # load a model file in a thread (readiness says `loading` meanwhile)
     poll: float = 0.5,  # seconds between looks at a registry's pointer
     outcomes=None,  # irt_nb.monitoring.OutcomeStore: where POST /v1/outcomes goes (None: 501)
+    students=None,  # irt_nb.student_store.StudentStore: adaptive sessions (None: 501)
+    adaptive: AdaptiveSettings | None = None,  # content areas and exposure parameters of the items
     metrics: bool = True,  # count requests for GET /metrics (prometheus_client)
 ) -> Starlette:
     "The API application (Starlette) serving `model`."
@@ -1169,6 +1359,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.model, app.state.keys, app.state.outcomes = state, keys, outcomes
+    app.state.students, app.state.adaptive = students, adaptive or AdaptiveSettings()
+    app.state.rng = np.random.default_rng()  # randomesque and exposure-control draws
     app.state.metrics = _metrics() if metrics else None
     app.state.limits = limits or ApiLimits()
     app.state.meter = WorkMeter(app.state.limits)
@@ -1218,9 +1410,17 @@ def app_from_environment() -> Starlette:
 
         drift_settings = DriftSettings(**json.loads(os.environ.get("IRT_NB_DRIFT") or "{}"))
         outcomes = OutcomeStore(os.environ["IRT_NB_OUTCOMES"], drift_settings)
+    students = None
+    if os.environ.get("IRT_NB_STUDENTS"):
+        from irt_nb.student_store import StudentStore
+
+        students = StudentStore(os.environ["IRT_NB_STUDENTS"])
+    adaptive = AdaptiveSettings(**json.loads(os.environ.get("IRT_NB_ADAPTIVE") or "{}"))
     return create_app(
         Registry(registry, options) if registry else os.environ["IRT_NB_MODEL"],
         outcomes=outcomes,
+        students=students,
+        adaptive=adaptive,
         poll=float(os.environ.get("IRT_NB_POLL", 0.5)),
         limits=ApiLimits.from_environment(),
         keys=keys,

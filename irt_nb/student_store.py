@@ -164,7 +164,8 @@ class StudentStore:
         )
         with self.engine.connect() as conn:
             return [
-                {k: v for k, v in row._mapping.items() if k != "id"} for row in conn.execute(query)
+                {str(k): v for k, v in row._asdict().items() if k != "id"}
+                for row in conn.execute(query)
             ]
 
     def versions(self, student_id: str) -> list[str]:

@@ -174,6 +174,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'irt_nb.calculation.run_em': ('calculation.html#run_em', 'irt_nb/calculation.py'),
                                     'irt_nb.calculation.squarem_step': ('calculation.html#squarem_step', 'irt_nb/calculation.py')},
             'irt_nb.cli': { 'irt_nb.cli._absolute': ('cli.html#_absolute', 'irt_nb/cli.py'),
+                            'irt_nb.cli._adaptive_settings': ('cli.html#_adaptive_settings', 'irt_nb/cli.py'),
                             'irt_nb.cli._add_data_options': ('cli.html#_add_data_options', 'irt_nb/cli.py'),
                             'irt_nb.cli._add_dif_parser': ('cli.html#_add_dif_parser', 'irt_nb/cli.py'),
                             'irt_nb.cli._add_fit_parser': ('cli.html#_add_fit_parser', 'irt_nb/cli.py'),

@@ -115,7 +115,7 @@ class CalibratedModel:
     @property
     def bic(self) -> float:
         "Bayesian information criterion (n = number of persons)."
-        return float(-2 * self.loglik + np.log(self.n_persons) * self.n_parameters)
+        return float(-2 * self.loglik + np.log(max(self.n_persons, 1)) * self.n_parameters)
 
     @property
     def item_params(self) -> np.ndarray:

@@ -375,6 +375,12 @@ def _serve(args: argparse.Namespace) -> int:
         from irt_nb.monitoring import OutcomeStore
 
         OutcomeStore(outcomes)  # created (or checked) here, before any worker starts
+    students = args.students_store or _default_store(args, "students.sqlite")
+    if students:
+        from irt_nb.student_store import StudentStore
+
+        StudentStore(students)  # created (or checked) here, before any worker starts
+    adaptive = _adaptive_settings(args, model)
     access = f"API keys from {args.keys}" if args.keys else "no API keys (loopback only)"
     if args.registry:
         access += f", following {args.registry}"
@@ -390,6 +396,8 @@ def _serve(args: argparse.Namespace) -> int:
         poll=args.poll,
         outcomes=outcomes,
         drift={"allowance": args.drift_allowance, "threshold": args.drift_threshold},
+        students=students,
+        adaptive=adaptive,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -408,13 +416,44 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
 
-def _default_store(args: argparse.Namespace) -> str | None:
-    "The outcome store beside the model file (or a local registry): monitoring.sqlite."
+def _default_store(args: argparse.Namespace, name: str = "monitoring.sqlite") -> str | None:
+    "A store beside the model file (or a local registry): monitoring.sqlite, students.sqlite."
     if args.model:
-        return f"sqlite:///{Path(args.model).resolve().parent / 'monitoring.sqlite'}"
+        return f"sqlite:///{Path(args.model).resolve().parent / name}"
     if "://" not in args.registry:
-        return f"sqlite:///{Path(args.registry).resolve() / 'monitoring.sqlite'}"
-    return None  # a registry in object storage: give --outcomes-store
+        return f"sqlite:///{Path(args.registry).resolve() / name}"
+    return None  # a registry in object storage: give --outcomes-store / --students-store
+
+
+def _adaptive_settings(args: argparse.Namespace, model) -> dict:
+    "Content areas (a CSV: item_id and the area column) and exposure parameters (JSON {item: K}), checked against the model."
+    import json
+
+    import pandas as pd
+
+    settings = {}
+    if args.item_content:
+        table = pd.read_csv(args.item_content, dtype=str)
+        if "item_id" not in table or len(table.columns) != 2:
+            raise ValueError(
+                f"{args.item_content}: needs two columns, item_id and the content area"
+            )
+        settings["content"] = dict(zip(table.item_id, table.iloc[:, 1], strict=True))
+    if args.exposure:
+        exposure = json.loads(Path(args.exposure).read_text())
+        bad = {
+            k: v for k, v in exposure.items() if not isinstance(v, int | float) or not 0 < v <= 1
+        }
+        if bad:
+            raise ValueError(f"{args.exposure}: K must be in (0, 1], got {list(bad.items())[:5]}")
+        settings["exposure"] = exposure
+    for what, mapping in settings.items():
+        unknown = sorted(set(mapping) - set(model.item_ids))
+        if unknown:
+            raise ValueError(
+                f"--{what.replace('content', 'item-content')}: items not in the model: {unknown[:10]}"
+            )
+    return settings
 
 
 def keys_command(args: argparse.Namespace) -> int:
@@ -876,6 +915,14 @@ def _add_serve_parser(sub) -> None:
         "--outcomes-store",
         help="SQLAlchemy URL of the drift monitor's store (default: monitoring.sqlite beside the model)",
     )
+    p.add_argument(
+        "--students-store",
+        help="SQLAlchemy URL of the adaptive sessions' student store (default: students.sqlite beside the model)",
+    )
+    p.add_argument(
+        "--item-content", help="CSV of item_id and a content area, for content balancing"
+    )
+    p.add_argument("--exposure", help="JSON {item_id: K} of Sympson-Hetter exposure parameters")
     p.add_argument("--drift-allowance", type=float, default=0.2, help="CUSUM allowance k")
     p.add_argument("--drift-threshold", type=float, default=25.0, help="CUSUM threshold h")
     p.add_argument("--host", default="127.0.0.1")

@@ -189,6 +189,10 @@ def run_server(
     outcomes: str
     | None = None,  # SQLAlchemy URL of the outcome store (drift monitoring); None: none
     drift: dict | None = None,  # DriftSettings fields (allowance, threshold, window_seconds, ...)
+    students: str
+    | None = None,  # SQLAlchemy URL of the student store (adaptive sessions); None: none
+    adaptive: dict
+    | None = None,  # AdaptiveSettings fields: content {item: area}, exposure {item: K}
 ) -> int:
     "Serve the API until SIGTERM or SIGINT; 0 after a clean stop."
     import importlib.util
@@ -203,6 +207,8 @@ def run_server(
         IRT_NB_POLL=str(poll),
         IRT_NB_OUTCOMES=outcomes or "",
         IRT_NB_DRIFT=json.dumps(drift or {}),
+        IRT_NB_STUDENTS=students or "",
+        IRT_NB_ADAPTIVE=json.dumps(adaptive or {}),
         IRT_NB_LOG_LEVEL=log_level,
         IRT_NB_KEYS=str(keys or ""),
         IRT_NB_SERVER_LIMITS=json.dumps(asdict(server_limits or ServerLimits())),

@@ -5,14 +5,17 @@
 # %% ../nbs/13_student_store.ipynb #dde55389
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from .adaptive import AdaptiveEngine, StudentState
-from .monitoring import dialect_insert, serialised_engine
+from .monitoring import serialised_engine
 
 # %% auto #0
 __all__ = ['StudentStore']
@@ -64,17 +67,35 @@ def _row(state: StudentState, now: float) -> dict:
 
 
 def _state(row) -> StudentState:
+    "A state from a row of `_COLUMNS`."
+    center, scale, log_post, items, responses, group, passed = row
     return StudentState(
-        row.center,
-        row.scale,
-        np.frombuffer(row.log_post, "<f8").copy(),
-        json.loads(row.items),
-        json.loads(row.responses),
-        row.group_name,
-        json.loads(row.passed),
+        center,
+        scale,
+        np.frombuffer(log_post, "<f8").copy(),
+        json.loads(items),
+        json.loads(responses),
+        group,
+        json.loads(passed),
     )
 
 # %% ../nbs/13_student_store.ipynb #529549f1
+_COLUMNS = "center, scale, log_post, items, responses, group_name, passed"
+
+
+def _begin(con: sqlite3.Connection, write: bool, patience: float = 30.0) -> None:
+    "BEGIN (IMMEDIATE: the write lock), retried every 0.2 ms while another process holds the lock."
+    deadline = time.monotonic() + patience
+    while True:  # SQLite's own busy handler sleeps up to 100 ms at a time: a long tail under load
+        try:
+            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.0002)
+
+
 class StudentStore:
     "Ability posteriors per (model version, student) and every answer, in SQLite or PostgreSQL."
 
@@ -86,16 +107,57 @@ class StudentStore:
         metadata = sa.MetaData()
         self.states, self.answers = _tables(metadata)
         metadata.create_all(self.engine)
+        self.local = (
+            self.engine.dialect.name == "sqlite"
+        )  # reads are quick enough for an event loop
+        self._path = self.engine.url.database
+        self._connections = threading.local()
+        self._writer = threading.Lock()  # this process's writers queue here, not on SQLite's lock
 
-    def _key(self, version: str, student_id: str):
-        return (self.states.c.model_version == version) & (self.states.c.student_id == student_id)
+    def _sqlite(self) -> sqlite3.Connection:
+        "This thread's connection (the stdlib driver: a fraction of an ORM round trip per statement)."
+        con = getattr(self._connections, "con", None)
+        if con is None:
+            con = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._connections.con = con
+        return con
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool = False):
+        "An `execute(sql, params)` inside one transaction; SQLite takes the write lock at BEGIN when writing."
+        if self.local:
+            con = self._sqlite()
+            with self._writer if write else contextlib.nullcontext():
+                _begin(con, write)
+                try:
+                    yield con.execute
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        else:
+            import sqlalchemy as sa
+
+            with self.engine.begin() as conn:
+                yield lambda sql, params=None: conn.execute(sa.text(sql), params or {})
+
+    def _select_state(self, execute, version: str, student_id: str, lock: bool):
+        lock = (
+            " FOR UPDATE" if lock and not self.local else ""
+        )  # SQLite: BEGIN IMMEDIATE locked already
+        return execute(
+            f"SELECT {_COLUMNS} FROM irt_nb_student_state WHERE model_version = :v AND student_id = :s{lock}",
+            {"v": version, "s": student_id},
+        ).fetchone()
 
     def load(self, version: str, student_id: str) -> StudentState | None:
         "The student's state under `version`, or None."
-        import sqlalchemy as sa
-
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(self.states).where(self._key(version, student_id))).first()
+        with self._transaction() as execute:
+            row = self._select_state(execute, version, student_id, lock=False)
         return None if row is None else _state(row)
 
     def record(
@@ -108,83 +170,75 @@ class StudentStore:
         now: float | None = None,
     ) -> StudentState:
         "Add answers to the student's posterior in one transaction; the updated state."
-        import sqlalchemy as sa
-
         now = time.time() if now is None else now
-        key = self._key(version, student_id)
-        with self.engine.begin() as conn:
-            fresh = _row(start(), now)
-            insert = dialect_insert(self.engine)(self.states)
-            conn.execute(
-                insert.values(
-                    model_version=version, student_id=student_id, **fresh
-                ).on_conflict_do_nothing()
-            )
-            state = _state(conn.execute(sa.select(self.states).where(key).with_for_update()).one())
-            history = []
+        key = {"v": version, "s": student_id}
+        with self._transaction(write=True) as execute:
+            row = self._select_state(execute, version, student_id, lock=True)
+            if row is None:  # new: insert (a concurrent insert wins, and is then read locked)
+                execute(
+                    "INSERT INTO irt_nb_student_state (model_version, student_id, center, scale, log_post, items, "
+                    "responses, passed, group_name, updated) VALUES (:v, :s, :center, :scale, :log_post, :items, "
+                    ":responses, :passed, :group_name, :updated) ON CONFLICT DO NOTHING",
+                    key | _row(start(), now),
+                )
+                row = self._select_state(execute, version, student_id, lock=True)
+            state, history = _state(row), []
             for item, correct in answers:
                 engine.record(state, item, correct)
                 theta, se = engine.estimate(state)
-                history.append(
-                    dict(
-                        student_id=student_id,
-                        model_version=version,
-                        item_id=item,
-                        correct=int(correct),
-                        theta=theta,
-                        se=se,
-                        answered_at=now,
-                    )
-                )
-            conn.execute(sa.update(self.states).where(key).values(**_row(state, now)))
-            conn.execute(sa.insert(self.answers), history)
+                history.append(key | {"i": item, "c": int(correct), "t": theta, "e": se, "a": now})
+            execute(
+                "UPDATE irt_nb_student_state SET log_post = :log_post, items = :items, responses = :responses, "
+                "passed = :passed, updated = :updated WHERE model_version = :v AND student_id = :s",
+                key | _row(state, now),
+            )
+            insert = (
+                "INSERT INTO irt_nb_student_answers (student_id, model_version, item_id, correct, theta, se, "
+                "answered_at) VALUES (:s, :v, :i, :c, :t, :e, :a)"
+            )
+            for record in history:
+                execute(insert, record)
         return state
 
     def pass_over(self, version: str, student_id: str, items: list[str]) -> None:
         "Remember items exposure control passed over for this student (not offered again)."
-        import sqlalchemy as sa
-
         if not items:
             return
-        key = self._key(version, student_id)
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(self.states.c.passed).where(key).with_for_update()).first()
+        with self._transaction(write=True) as execute:
+            row = self._select_state(execute, version, student_id, lock=True)
             if row is not None:
-                passed = list(dict.fromkeys(json.loads(row.passed) + list(items)))
-                conn.execute(sa.update(self.states).where(key).values(passed=json.dumps(passed)))
+                passed = list(dict.fromkeys(json.loads(row[6]) + list(items)))
+                execute(
+                    "UPDATE irt_nb_student_state SET passed = :p WHERE model_version = :v AND student_id = :s",
+                    {"p": json.dumps(passed), "v": version, "s": student_id},
+                )
 
     def history(self, student_id: str) -> list[dict]:
         "Every answer the student gave, oldest first (an export for a privacy request)."
-        import sqlalchemy as sa
-
-        query = (
-            sa.select(self.answers)
-            .where(self.answers.c.student_id == student_id)
-            .order_by(self.answers.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [
-                {str(k): v for k, v in row._asdict().items() if k != "id"}
-                for row in conn.execute(query)
-            ]
+        fields = ["student_id", "model_version", "item_id", "correct", "theta", "se", "answered_at"]
+        with self._transaction() as execute:
+            rows = execute(
+                f"SELECT {', '.join(fields)} FROM irt_nb_student_answers WHERE student_id = :s ORDER BY id",
+                {"s": student_id},
+            ).fetchall()
+        return [dict(zip(fields, row, strict=True)) for row in rows]
 
     def versions(self, student_id: str) -> list[str]:
         "The model versions the student has a state under."
-        import sqlalchemy as sa
-
-        query = sa.select(self.states.c.model_version).where(self.states.c.student_id == student_id)
-        with self.engine.connect() as conn:
-            return [v for (v,) in conn.execute(query)]
+        with self._transaction() as execute:
+            rows = execute(
+                "SELECT model_version FROM irt_nb_student_state WHERE student_id = :s",
+                {"s": student_id},
+            ).fetchall()
+        return [v for (v,) in rows]
 
     def delete(self, student_id: str) -> tuple[int, int]:
         "Erase the student: every state and every answer. (states, answers) deleted."
-        import sqlalchemy as sa
-
-        with self.engine.begin() as conn:
-            states = conn.execute(
-                sa.delete(self.states).where(self.states.c.student_id == student_id)
+        with self._transaction(write=True) as execute:
+            states = execute(
+                "DELETE FROM irt_nb_student_state WHERE student_id = :s", {"s": student_id}
             ).rowcount
-            answers = conn.execute(
-                sa.delete(self.answers).where(self.answers.c.student_id == student_id)
+            answers = execute(
+                "DELETE FROM irt_nb_student_answers WHERE student_id = :s", {"s": student_id}
             ).rowcount
         return states, answers

@@ -286,10 +286,11 @@ def score_command(args: argparse.Namespace) -> int:
 # %% ../nbs/99_cli.ipynb #7d1e0e02
 def report_command(args: argparse.Namespace) -> int:
     "Run the calibration report; parameters from a YAML file and -p NAME VALUE options (options win)."
-    from irt_nb.report import report_parameters, run_report
+    from irt_nb.report import NOTEBOOKS, report_parameters, run_report
 
+    notebook = NOTEBOOKS[args.notebook]
     if args.help_parameters:
-        for name, p in report_parameters().items():
+        for name, p in report_parameters(notebook).items():
             print(f"  {name} ({p['type']}, default {p['default']}): {p['help']}")
         return 0
     parameters = {}
@@ -303,7 +304,11 @@ def report_command(args: argparse.Namespace) -> int:
     parameters.update(dict(args.parameter or []))
     output_dir = parameters.pop("output_dir", None) or args.output_dir
     run = run_report(
-        parameters, output_dir=output_dir, progress=not args.quiet, overwrite=args.overwrite
+        parameters,
+        output_dir=output_dir,
+        notebook=notebook,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     if run.error:
         print(f"irt-nb report: the report failed in {run.error}", file=sys.stderr)
@@ -313,6 +318,8 @@ def report_command(args: argparse.Namespace) -> int:
         f"report: {run.html}\nexecuted notebook: {run.notebook}\nmodel and metrics: {run.output_dir}"
     )
     if args.registry:
+        if args.notebook != "calibration":
+            raise ValueError("--registry registers a calibration report's model")
         _register_report(args, run)
     return 0
 
@@ -878,6 +885,12 @@ def _add_score_parser(sub) -> None:
 def _add_report_parser(sub) -> None:
     p = sub.add_parser(
         "report", help="run the calibration report (papermill) and render it to HTML"
+    )
+    p.add_argument(
+        "--notebook",
+        choices=["calibration", "adaptive-simulation"],
+        default="calibration",
+        help="which report: the calibration report, or the adaptive testing simulation study",
     )
     p.add_argument("--config", type=Path, help="YAML file of report parameters")
     p.add_argument(

@@ -13,7 +13,7 @@ from .item_models import MODELS
 from .model_file import write_atomic
 
 # %% auto #0
-__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
+__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'SIMULATION_REPORT', 'NOTEBOOKS', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
 # %% ../nbs/04_report.ipynb #141f84c0
 REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside the package
@@ -21,6 +21,11 @@ REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside
 )
 CALIBRATION_REPORT = REPORTS / "calibration_report.ipynb"
 MONITORING_REPORT = REPORTS / "monitoring_report.ipynb"
+SIMULATION_REPORT = REPORTS / "adaptive_simulation.ipynb"
+NOTEBOOKS = {
+    "calibration": CALIBRATION_REPORT,
+    "adaptive-simulation": SIMULATION_REPORT,
+}  # irt-nb report --notebook
 CHOICES = {"model": MODELS}
 MINIMUMS = {"n_quadrature": 5, "min_item_responses": 1, "min_person_responses": 1}
 

@@ -781,8 +781,8 @@ async def next_item(request: Request) -> Response:
     choices, passed = [], len(state.passed)
     if reason is None:
         choices = select_items(
-            engine, state, body.get("selector", "mfi"), body.get("n", 1), request.app.state.rng,
-            k=body.get("k", 5), target=body.get("target", 0.7), pool=body.get("pool"),
+            engine, state, body.get("selector", "mfi"), int(body.get("n", 1)), request.app.state.rng,
+            k=int(body.get("k", 5)), target=body.get("target", 0.7), pool=body.get("pool"),
             exclude=body.get("exclude"), content_targets=body.get("content"),
         )  # fmt: skip
         if len(state.passed) > passed:  # exposure control passed items over: remember it
@@ -1110,18 +1110,22 @@ class RequestIdMiddleware:
                 self.access_log.write(record)
 
 # %% ../nbs/05_api.ipynb #87f3f9d3
-def _with_item_ids(schema, item_ids: list[str]):
-    "A copy of `schema` in which item ids (request lists and answer keys) are limited to the model's items."
+def _with_item_ids(schema, item_ids: list[str], groups: list[str] | None = None, areas=None):
+    "A copy of `schema` in which item ids (request lists and answer keys), groups and content areas are the model's."
     if isinstance(schema, list):
-        return [_with_item_ids(s, item_ids) for s in schema]
+        return [_with_item_ids(s, item_ids, groups, areas) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _with_item_ids(v, item_ids) for k, v in schema.items()}
+    out = {k: _with_item_ids(v, item_ids, groups, areas) for k, v in schema.items()}
+    if groups and out.get("description", "").startswith("group:"):
+        out["enum"] = groups
+    if out.get("description", "").startswith("content balancing"):
+        out["propertyNames"] = {"enum": sorted(areas or [])}
     if out.get("description", "").startswith("item ids") and "items" in out:
         out["items"] = {"type": "string", "enum": item_ids}
     if out.get("description", "").startswith("item id:"):  # one item id
         out = {"type": "string", "enum": item_ids, "description": out["description"]}
-    if "propertyNames" in out:
+    if "propertyNames" in out and not out.get("description", "").startswith("content balancing"):
         out["propertyNames"] = {"enum": item_ids}
     return out
 
@@ -1171,6 +1175,8 @@ def openapi_document(
     item_ids: list[str] | None = None,  # limit item ids in requests to these (the served model's)
     secured: bool = False,  # the server checks API keys: say which scope each operation needs
     endpoints=ENDPOINTS,
+    groups: list[str] | None = None,  # the model's ability groups
+    areas: list[str] | None = None,  # the items' content areas (None: content balancing is off)
 ) -> dict:
     "OpenAPI 3.1 description of the API, from the route table and the shipped JSON schemas."
     components = {
@@ -1178,9 +1184,11 @@ def openapi_document(
     }
     if item_ids:
         components = {
-            name: _with_item_ids(s, item_ids) if name.endswith("_request") else s
+            name: _with_item_ids(s, item_ids, groups, areas) if name.endswith("_request") else s
             for name, s in components.items()
         }
+    if not areas:  # without content areas the server refuses `content`: so does the document
+        components["next_item_request"]["properties"].pop("content", None)
     errors = {
         str(code): {
             "description": text,
@@ -1353,7 +1361,7 @@ def create_app(
             access_log.flush()
 
     app = Starlette(
-        routes=[Route(e.path, guarded(e), methods=[e.method]) for e in ENDPOINTS],
+        routes=_routes(ENDPOINTS),
         exception_handlers={
             ApiError: api_error,
             HTTPException: http_error,
@@ -1368,12 +1376,13 @@ def create_app(
     app.state.limits = limits or ApiLimits()
     app.state.meter = WorkMeter(app.state.limits)
     if isinstance(model, Registry):
-        item_ids = None  # a promotion may change the items
+        item_ids, groups = None, None  # a promotion may change the items
+    elif isinstance(model, CalibratedModel):
+        item_ids, groups = list(model.item_ids), [g.name for g in model.groups or [model.group()]]
     else:
-        item_ids = (
-            list(model.item_ids) if isinstance(model, CalibratedModel) else _item_ids_of(model)
-        )
-    app.state.openapi = openapi_document(item_ids, secured=keys is not None)
+        item_ids, groups = _item_ids_of(model), _groups_of(model)
+    areas = sorted(set(app.state.adaptive.content.values())) if app.state.adaptive.content else None
+    app.state.openapi = openapi_document(item_ids, keys is not None, ENDPOINTS, groups, areas)
     app.add_middleware(
         RequestIdMiddleware, access_log=access_log, state=state, metrics=app.state.metrics
     )
@@ -1386,6 +1395,37 @@ def _metrics():
     from irt_nb.monitoring import ServingMetrics
 
     return ServingMetrics()
+
+
+def _groups_of(path) -> list[str] | None:
+    "The ability groups of a model file (`all` without groups), read without loading the model."
+    try:
+        section = json.loads(Path(path).read_text()).get("groups")
+        return [g["name"] for g in section["distributions"]] if section else ["all"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _routes(endpoints) -> list[Route]:
+    "One route per path; a path with several methods (GET and DELETE a student) dispatches by method."
+    by_path: dict[str, dict] = {}
+    for e in endpoints:
+        by_path.setdefault(e.path, {})[e.method] = guarded(e)
+    routes = []
+    for path, views in by_path.items():
+        if len(views) == 1:
+            ((method, view),) = views.items()
+            routes.append(Route(path, view, methods=[method]))
+        else:
+            routes.append(Route(path, _by_method(views), methods=list(views)))
+    return routes
+
+
+def _by_method(views: dict) -> Callable:
+    async def view(request: Request) -> Response:
+        return await views[request.method if request.method != "HEAD" else "GET"](request)
+
+    return view
 
 
 def _item_ids_of(path) -> list[str] | None:

@@ -317,3 +317,41 @@ def test_the_postgresql_student_store_passes_the_same_tests(bank_file):
         with ApiServer(path, *options) as server:  # restart: the state is in PostgreSQL
             _check_no_answer_lost(server.base, bank, "di", answers)
             assert _get(server.base, "/v1/students/ed")[1]["theta"] == last["theta"]
+
+
+def test_the_simulation_report_runs_in_a_real_kernel_and_shows_the_study(tmp_path):
+    from conftest import run
+
+    values = {
+        "bank_size": 200,
+        "n_students": 120,
+        "max_length": 15,
+        "catsim_students": 20,
+        "seed": 3,
+    }
+    options = [arg for name, value in values.items() for arg in ("-p", name, str(value))]
+    out = tmp_path / "sim"
+    result = run(
+        "irt-nb",
+        "report",
+        "--notebook",
+        "adaptive-simulation",
+        "--quiet",
+        "--output-dir",
+        str(out),
+        *options,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = json.loads((out / "simulation.json").read_text())
+    rmse = study["rmse_by_length"]
+    assert rmse["mfi"]["15"] < rmse["mfi"]["5"]
+    assert rmse["mfi"]["15"] < rmse["fixed form (random items)"]["15"]
+    assert study["max_exposure"]["mfi"] > study["max_exposure"]["mfi + Sympson–Hetter"]
+    try:
+        import catsim  # noqa: F401  (installed by `make bench` only)
+    except ImportError:
+        assert study["catsim"] is None
+    else:
+        assert study["catsim"]["agree"], study["catsim"]
+    html = (out / "adaptive_simulation.html").read_text()
+    assert html.count("data:image/png;base64") >= 3 and "Agreement with catsim" in html

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import ROOT, serve_argv, wait, wrk, wrk_options  # noqa: E402
+from api import ROOT, medians, serve_argv, wait, wrk, wrk_options  # noqa: E402
 
 from irt_nb.adaptive import AdaptiveEngine, bank_model, select_items  # noqa: E402
 from irt_nb.model_file import save_model  # noqa: E402
@@ -141,16 +141,7 @@ def main():
                 f"p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}",
                 flush=True,
             )
-    summary = {
-        e: {
-            "median_rps": statistics.median(r["rps"] for r in rs),
-            "median_p50_ms": statistics.median(r["p50_ms"] for r in rs),
-            "median_p99_ms": statistics.median(r["p99_ms"] for r in rs),
-            "non_2xx": sum(r["non_2xx"] for r in rs),
-            "runs": rs,
-        }
-        for e, rs in runs.items()
-    }
+    summary = {e: medians(rs) for e, rs in runs.items()}
     targets = {
         "next-item p99 < 15 ms": summary["next-item"]["median_p99_ms"] < 15,
         "answers >= 1000/s": summary["answers"]["median_rps"] >= 1000,

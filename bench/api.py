@@ -84,6 +84,17 @@ def wrk(url: str, seconds: int, lua: Path) -> dict:
     }
 
 
+def medians(runs: list[dict]) -> dict:
+    "Medians of wrk rounds (requests/s, p50 and p99 latency), the non-2xx total, and the rounds themselves."
+    return {
+        "median_rps": statistics.median(r["rps"] for r in runs),
+        "median_p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "median_p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "runs": runs,
+    }
+
+
 def wrk_options(description: str) -> argparse.Namespace:
     "--seconds and --rounds of a wrk benchmark; stops with a message when wrk is missing."
     parser = argparse.ArgumentParser(description=description)
@@ -139,15 +150,7 @@ def main():
                 f"round {round_ + 1} {name:<80} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}",
                 flush=True,
             )
-    summary = {
-        name: {
-            "median_rps": statistics.median(r["rps"] for r in rs),
-            "median_p99_ms": statistics.median(r["p99_ms"] for r in rs),
-            "median_p50_ms": statistics.median(r["p50_ms"] for r in rs),
-            "runs": rs,
-        }
-        for name, rs in runs.items()
-    }
+    summary = {name: medians(rs) for name, rs in runs.items()}
     baseline = summary["Flask + jsonschema, gunicorn, 1 worker"]["median_rps"]
     for name, s in summary.items():
         s["ratio_to_flask"] = round(s["median_rps"] / baseline, 2)

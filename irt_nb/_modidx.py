@@ -74,6 +74,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'irt_nb.api._check_group': ('api.html#_check_group', 'irt_nb/api.py'),
                             'irt_nb.api._check_ids': ('api.html#_check_ids', 'irt_nb/api.py'),
                             'irt_nb.api._compare': ('api.html#_compare', 'irt_nb/api.py'),
+                            'irt_nb.api._configured': ('api.html#_configured', 'irt_nb/api.py'),
                             'irt_nb.api._full_validator': ('api.html#_full_validator', 'irt_nb/api.py'),
                             'irt_nb.api._groups_of': ('api.html#_groups_of', 'irt_nb/api.py'),
                             'irt_nb.api._item': ('api.html#_item', 'irt_nb/api.py'),

@@ -594,15 +594,18 @@ async def openapi(request: Request) -> Response:
     return _json(request.app.state.openapi)
 
 # %% ../nbs/05_api.ipynb #954deea1
-def _store(request: Request):
-    store = request.app.state.outcomes
+def _configured(request: Request, attribute: str, what: str, option: str):
+    "The app's store `attribute`, or 501 saying which serve option configures it."
+    store = getattr(request.app.state, attribute)
     if store is None:
         raise ApiError(
-            501,
-            "not_configured",
-            ["this server has no outcome store (irt-nb serve --outcomes-store)"],
+            501, "not_configured", [f"this server has no {what} (irt-nb serve {option})"]
         )
     return store
+
+
+def _store(request: Request):
+    return _configured(request, "outcomes", "outcome store", "--outcomes-store")
 
 
 async def outcomes(request: Request) -> Response:
@@ -686,14 +689,7 @@ class AdaptiveSettings:
 
 
 def _students(request: Request):
-    store = request.app.state.students
-    if store is None:
-        raise ApiError(
-            501,
-            "not_configured",
-            ["this server has no student store (irt-nb serve --students-store)"],
-        )
-    return store
+    return _configured(request, "students", "student store", "--students-store")
 
 
 async def _read(store, read, *args):

@@ -5,6 +5,7 @@ command needs; with `[all]` every command works from a temporary folder, the rep
 Versions are held to requirements.lock (`-c`), so the test installs what the README commands install.
 """
 
+import json
 import os
 import shutil
 import sqlite3
@@ -170,6 +171,52 @@ def test_with_all_extras_every_command_works_outside_the_checkout(core, wheel, w
         cwd=work,
     )
     assert (work / "report" / "calibration_report.html").is_file(), report.stdout
+    # linking two cohorts, DIF by language, and the adaptive simulation study, from the wheel
+    new_form = ["--exam", "2027-spring", "--subject", "math", "--out", "new.json", "--quiet"]
+    _run(core, "irt-nb", "fit", "sqlite:///own.sqlite", *new_form, cwd=work)
+    _run(
+        core,
+        "irt-nb",
+        "link",
+        "long.json",
+        "new.json",
+        "--method",
+        "stocking-lord",
+        "--out",
+        "linked.json",
+        cwd=work,
+    )
+    assert json.loads((work / "linked.json").read_text())["metadata"]["linking"]["A"] > 0
+    by_language = ["--exam", "2026-spring", "--subject", "math", "--group", "language"]
+    _run(core, "irt-nb", "dif", "sqlite:///own.sqlite", *by_language, "--out", "dif.csv", cwd=work)
+    assert len(pd.read_csv(work / "dif.csv")) == 30
+    small = [
+        "-p",
+        "bank_size",
+        "60",
+        "-p",
+        "n_students",
+        "30",
+        "-p",
+        "max_length",
+        "8",
+        "-p",
+        "catsim_students",
+        "5",
+    ]
+    _run(
+        core,
+        "irt-nb",
+        "report",
+        "--notebook",
+        "adaptive-simulation",
+        *small,
+        "--output-dir",
+        "sim",
+        "--quiet",
+        cwd=work,
+    )
+    assert (work / "sim" / "adaptive_simulation.html").is_file()
     port = free_port()
     server = subprocess.Popen(
         [
@@ -200,6 +247,12 @@ def test_with_all_extras_every_command_works_outside_the_checkout(core, wheel, w
             except OSError:
                 time.sleep(0.2)
         assert body is not None and b'"source":"student_id"' in body, body
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/next-item",
+            data=b'{"student_id": "S00001", "selector": "pwi"}',
+            headers={"content-type": "application/json"},
+        )
+        assert json.loads(urllib.request.urlopen(request, timeout=5).read())["items"][0]["reason"]
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -15,7 +15,7 @@ def main():
     calc = json.loads((RESULTS / "calculation.json").read_text())
     prep = json.loads((RESULTS / "preparation.json").read_text())
     api = json.loads((RESULTS / "api.json").read_text())
-    fig, grid = plt.subplots(2, 3, figsize=(16, 10))
+    fig, grid = plt.subplots(3, 3, figsize=(16, 15))
     axes = grid[0]
     cases = list(dict.fromkeys(r["case"] for r in calc["fits"]))
     engines = list(dict.fromkeys(r["engine"] for r in calc["fits"]))
@@ -52,6 +52,7 @@ def main():
         xlabel="requests per second (1 worker each)",
     )
     _serving(grid[1])
+    _adaptive(grid[2])
     fig.tight_layout()
     fig.savefig(RESULTS / "summary.png", dpi=90)
     print(f"written {RESULTS / 'summary.png'}")
@@ -100,6 +101,56 @@ def _serving(axes):
             color=["steelblue", "grey"],
         )
         axes[2].set(title="peak memory of the server's processes", ylabel="MiB")
+
+
+def _adaptive(axes):
+    "Third row: the simulation study's accuracy, the adaptive endpoints under wrk, selection beside catsim."
+    study_path, load_path = RESULTS / "adaptive_simulation.json", RESULTS / "adaptive.json"
+    if study_path.exists():
+        study = json.loads(study_path.read_text())
+        for name, by_length in study["rmse_by_length"].items():
+            lengths = [int(n) for n in by_length]
+            axes[0].plot(
+                lengths,
+                list(by_length.values()),
+                "--" if name.startswith("fixed") else "-",
+                marker=".",
+                label=name,
+            )
+        axes[0].set(
+            title=f"adaptive simulation: {study['n_students']} students",
+            xlabel="items answered",
+            ylabel="RMSE of θ",
+        )
+        axes[0].legend(fontsize=7)
+    if load_path.exists():
+        load = json.loads(load_path.read_text())
+        endpoints = load["endpoints"]
+        axes[1].bar(
+            list(endpoints),
+            [e["median_p99_ms"] for e in endpoints.values()],
+            color=["steelblue", "lightsteelblue"],
+        )
+        axes[1].axhline(15, color="firebrick", linestyle="--", label="next-item target 15 ms")
+        for i, e in enumerate(endpoints.values()):
+            axes[1].annotate(
+                f"{e['median_rps']:,.0f}/s", (i, e["median_p99_ms"]), ha="center", va="bottom"
+            )
+        axes[1].set(
+            title="adaptive endpoints, 2,000 items, wrk 32 connections", ylabel="p99 latency (ms)"
+        )
+        axes[1].legend()
+        selection = {
+            k: v for k, v in load["selection_in_process_median_ms"].items() if isinstance(v, float)
+        }
+        axes[2].barh(
+            [k.split(" (")[0] for k in selection],
+            list(selection.values()),
+            color=["steelblue", "grey"][: len(selection)],
+        )
+        axes[2].set(
+            title="one maximum-information selection, 2,000 items", xlabel="milliseconds (median)"
+        )
 
 
 if __name__ == "__main__":

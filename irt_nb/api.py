@@ -200,7 +200,7 @@ class ModelService:
         return {"theta": found[0], "se": found[1], "source": "student_id"}
 
     def score(
-        self, responses: dict, method: str, unknown: str, path: str
+        self, responses: dict, method: str, unknown: str, path: str, group: str | None = None
     ) -> tuple[float, float, bool, int, list[str]]:
         "Ability, standard error, at-bound flag and number of known items answered, from answers {item id: 0/1}."
         columns, kept, warnings = self.columns(list(responses), unknown, path)
@@ -210,7 +210,7 @@ class ModelService:
             )
         codes = np.full((1, len(self.index)), -1, np.int8)
         codes[0, columns] = [responses[item] for item in kept]
-        scores = score_persons(self.model, codes, method)
+        scores = score_persons(self.model, codes, method, group=group)
         return (
             float(scores.theta[0]),
             float(scores.se[0]),
@@ -501,8 +501,13 @@ async def abilities(request: Request) -> Response:
     body = await read_body(request, "abilities_request")
     method = body.get("method", "eap")
     served, service, other = await _answering(request, None)
+    _check_group(service, body.get("group"))
     theta, se, at_bound, n, warnings = service.score(
-        body["responses"], method, body.get("unknown_items", "error"), "$.responses"
+        body["responses"],
+        method,
+        body.get("unknown_items", "error"),
+        "$.responses",
+        body.get("group"),
     )
     if other is not None:
         _compare(

@@ -141,6 +141,16 @@ def test_groups_travel_in_the_model_file_and_scoring_uses_each_groups_prior(tmp_
     prior = np.exp(-0.5 * ((grid - focal.mean) / focal.sd) ** 2)
     direct = (like * prior) @ grid / (like * prior).sum(axis=1)
     assert np.allclose(scored.theta, direct, atol=1e-6)
+    from starlette.testclient import TestClient
+
+    from irt_nb.api import create_app
+
+    client = TestClient(create_app(loaded))
+    answers_0 = {str(j): int(v) for j, v in enumerate(answers[0])}
+    reply = client.post("/v1/abilities", json={"responses": answers_0, "group": "focal"}).json()
+    assert reply["theta"] == pytest.approx(scored.theta[0], abs=1e-12)
+    unknown = client.post("/v1/abilities", json={"responses": answers_0, "group": "nobody"})
+    assert unknown.status_code == 422 and unknown.json()["path"] == "$.group"
     per_person = score_persons(loaded, x[:6], group=np.array(["focal"] * 3 + ["ref"] * 3))
     assert np.allclose(per_person.theta[:3], scored.theta)
     assert np.allclose(per_person.theta[3:], score_persons(loaded, x[3:6], group="ref").theta)

@@ -224,6 +224,10 @@ def select_items(
     if selector not in SELECTORS:
         raise ValueError(f"selector must be one of {list(SELECTORS)}, got {selector!r}")
     rng = rng or np.random.default_rng()
+    w, nodes = engine.posterior(state), engine.nodes(state)  # once per request: the state stays
+    theta = float(w @ nodes) if estimator == "eap" else engine.estimate(state, estimator)[0]
+    keep = w > 1e-8 * w.max()  # nodes that carry the posterior
+    belief = (theta, w[keep] / w[keep].sum(), nodes[keep])
     chosen = []
     for _ in range(n):
         mask, area = _candidates(
@@ -232,18 +236,15 @@ def select_items(
         candidates = np.flatnonzero(mask)
         if not candidates.size:
             break
-        chosen.append(_choose(engine, state, candidates, area, selector, rng, k, target, estimator))
+        chosen.append(_choose(engine, state, candidates, area, selector, rng, k, target, belief))
     return chosen
 
 
-def _choose(engine, state, candidates, area, selector, rng, k, target, estimator) -> Choice:
-    "The best candidate by the selector, after randomesque and Sympson–Hetter."
+def _choose(engine, state, candidates, area, selector, rng, k, target, belief) -> Choice:
+    "The best candidate by the selector, after randomesque and Sympson–Hetter; `belief` is (estimate, weights, nodes)."
+    theta, w, nodes = belief
     rows = engine.rows(state.group)[candidates]
-    theta, _ = engine.estimate(state, estimator)
     info = engine.kind.information(theta, rows)[0]
-    w, nodes = engine.posterior(state), engine.nodes(state)
-    keep = w > 1e-8 * w.max()  # nodes that carry the posterior
-    w, nodes = w[keep] / w[keep].sum(), nodes[keep]
     if selector in ("mfi", "randomesque"):
         score, what = info, f"Fisher information at θ = {theta:.3f}"
     elif selector == "pwi":

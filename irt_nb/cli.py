@@ -454,12 +454,11 @@ def _adaptive_settings(args: argparse.Namespace, model) -> dict:
         if bad:
             raise ValueError(f"{args.exposure}: K must be in (0, 1], got {list(bad.items())[:5]}")
         settings["exposure"] = exposure
+    options = {"content": "--item-content", "exposure": "--exposure"}
     for what, mapping in settings.items():
         unknown = sorted(set(mapping) - set(model.item_ids))
         if unknown:
-            raise ValueError(
-                f"--{what.replace('content', 'item-content')}: items not in the model: {unknown[:10]}"
-            )
+            raise ValueError(f"{options[what]}: items not in the model: {unknown[:10]}")
     return settings
 
 
@@ -690,23 +689,11 @@ def dif_command(args: argparse.Namespace) -> int:
     "DIF of every item between the groups of a column: print the table and write it as CSV."
     from irt_nb.dif import dif_analysis
     from irt_nb.model_file import write_atomic
-    from irt_nb.pipeline import read_responses
-    from irt_nb.preparation import ColumnMap
-    from irt_nb.processing import person_groups, process_responses
+    from irt_nb.pipeline import read_grouped
 
-    options = _read_options(args)
-    if options.pop("wide"):
-        raise ValueError("dif needs long records (one row per answer) with the group column")
-    options.pop("id_column")
-    columns = options.pop("columns", None) or {}
-    loaded = read_responses(
-        args.source,
-        columns=ColumnMap.from_dict(columns | {"group": args.group}),
-        keep=("group",),
-        **options,
+    matrix, labels = read_grouped(
+        args.source, args.group, args.attempt_policy, **_read_options(args)
     )
-    matrix = process_responses(loaded, attempt_policy=args.attempt_policy)
-    labels = person_groups(loaded.table, matrix.person_ids, args.group)
     result = dif_analysis(
         matrix.dense_codes,
         labels,
@@ -882,25 +869,27 @@ def _add_score_parser(sub) -> None:
     p.set_defaults(run=score_command)
 
 
+def _add_parameter_option(p, help: str) -> None:
+    "-p NAME VALUE, repeatable: a notebook parameter (reports, refactoring drafts)."
+    p.add_argument(
+        "-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help=help
+    )
+
+
 def _add_report_parser(sub) -> None:
     p = sub.add_parser(
         "report", help="run the calibration report (papermill) and render it to HTML"
     )
+    from irt_nb.report import NOTEBOOKS  # light: the report's heavy imports wait for a run
+
     p.add_argument(
         "--notebook",
-        choices=["calibration", "adaptive-simulation"],
+        choices=list(NOTEBOOKS),
         default="calibration",
         help="which report: the calibration report, or the adaptive testing simulation study",
     )
     p.add_argument("--config", type=Path, help="YAML file of report parameters")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a report parameter",
-    )
+    _add_parameter_option(p, "a report parameter")
     p.add_argument("--output-dir", default="outputs/report", help="a new (or empty) folder")
     p.add_argument(
         "--overwrite", action="store_true", help="replace a previous run's outputs in the folder"
@@ -1094,13 +1083,8 @@ def _add_notebook_parsers(sub) -> None:
     )
     p.add_argument("notebook", type=Path)
     p.add_argument("--out", required=True, type=Path, help="folder for the drafts")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a value for the notebook's parameters cell (the golden test runs with it)",
+    _add_parameter_option(
+        p, "a value for the notebook's parameters cell (the golden test runs with it)"
     )
     p.set_defaults(run=refactor_command)
     p = sub.add_parser(

@@ -77,11 +77,10 @@ class GroupLayout:
         names = [str(n) for n in names]
         if reference is None:  # the largest group
             reference = names[int(np.argmax(counts))]
-        if reference is not None:
-            if str(reference) not in names:
-                raise ValueError(f"reference group {reference!r} is not among the groups {names}")
-            names.remove(str(reference))
-            names.insert(0, str(reference))
+        if str(reference) not in names:
+            raise ValueError(f"reference group {reference!r} is not among the groups {names}")
+        names.remove(str(reference))
+        names.insert(0, str(reference))
         index = {g: k for k, g in enumerate(names)}
         group = np.array([index[g] for g in labels])
         order = np.argsort(group, kind="stable")

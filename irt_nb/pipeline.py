@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .calculation import CalibratedModel, fit_irt
@@ -19,7 +20,7 @@ from .processing import AttemptPolicy, ResponseMatrix, person_groups, process_re
 from .scoring import align_responses, score_persons
 
 # %% auto #0
-__all__ = ['Calibration', 'read_responses', 'with_group', 'calibrate', 'Scores', 'score_responses', 'write_table']
+__all__ = ['Calibration', 'read_responses', 'with_group', 'read_grouped', 'calibrate', 'Scores', 'score_responses', 'write_table']
 
 # %% ../nbs/03_pipeline.ipynb #2e46320e
 @dataclass(frozen=True)
@@ -60,6 +61,22 @@ def with_group(group: str | None, wide: bool, columns) -> dict:
     return {"columns": replace(columns, group=group), "keep": ("group",)}
 
 
+def read_grouped(
+    source,  # file, URL or database URL (see `read_responses`)
+    group: str | None = None,  # a column of person groups (None: no groups)
+    attempt_policy: AttemptPolicy = "first",  # which of repeated attempts counts
+    processing: dict | None = None,  # `process_responses` options: minimums, sparse
+    wide: bool = False,
+    columns=None,
+    **read_options,  # id_column, storage_options, exam, subject, since, until, table
+) -> tuple[ResponseMatrix, np.ndarray | None]:
+    "The processed matrix, and each of its persons' group from the column `group` (or None)."
+    loaded = read_responses(source, wide, **read_options, **with_group(group, wide, columns))
+    matrix = process_responses(loaded, attempt_policy=attempt_policy, **(processing or {}))
+    labels = None if group is None else person_groups(loaded.table, matrix.person_ids, group)
+    return matrix, labels
+
+
 def calibrate(
     source,  # file, URL or database URL (see `load_responses`)
     columns: ColumnMap | dict | None = None,  # source column names
@@ -86,26 +103,25 @@ def calibrate(
     **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, max_iter, progress, ...)
 ) -> Calibration:
     "Load, process and fit: the production pipeline from a data source to a calibrated model (several groups, anchors)."
-    loaded = read_responses(
+    matrix, labels = read_grouped(
         source,
+        group,
+        attempt_policy,
+        dict(
+            min_item_responses=min_item_responses,
+            min_person_responses=min_person_responses,
+            sparse=sparse,
+        ),
         wide,
-        id_column,
-        storage_options,
+        columns,
+        id_column=id_column,
+        storage_options=storage_options,
         exam=exam,
         subject=subject,
         since=since,
         until=until,
         table=table,
-        **with_group(group, wide, columns),
     )
-    matrix = process_responses(
-        loaded,
-        attempt_policy=attempt_policy,
-        min_item_responses=min_item_responses,
-        min_person_responses=min_person_responses,
-        sparse=sparse,
-    )
-    labels = None if group is None else person_groups(loaded.table, matrix.person_ids, group)
     anchors = load_model(anchors) if isinstance(anchors, str | Path) else anchors
     if labels is None and anchors is None:
         fitted = fit_irt(matrix.codes, model=model, item_ids=list(matrix.item_ids), **fit_options)
@@ -157,11 +173,7 @@ def score_responses(
     "Abilities and standard errors of the students in `source` under `model` (and their group's prior)."
     if unknown_items not in ("error", "skip"):
         raise ValueError(f"unknown_items must be 'error' or 'skip', got {unknown_items!r}")
-    columns = read_options.pop("columns", None)
-    options = read_options | with_group(group, read_options.get("wide", False), columns)
-    loaded = read_responses(source, **options)
-    matrix = process_responses(loaded, attempt_policy=attempt_policy)
-    labels = None if group is None else person_groups(loaded.table, matrix.person_ids, group)
+    matrix, labels = read_grouped(source, group, attempt_policy, **read_options)
     aligned, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
     if unknown and unknown_items == "error":
         raise ValueError(

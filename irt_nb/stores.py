@@ -266,10 +266,14 @@ class ChunkedCodes:
     def __init__(self, codes: np.ndarray, chunks: list[slice], budget: int = 1 << 30):
         self.codes, self.slices = codes, chunks
         width = codes.shape[1] * (1 if (codes != MISSING).all() else 2)
-        fits = codes.shape[0] * width * 4 <= budget
-        self.cached = [chunk_floats(codes[rows]) for rows in chunks] if fits else None
+        self.fits = codes.shape[0] * width * 4 <= budget
+        self.cached = (
+            None  # filled by the first pass: a store only counted (start values) never converts
+        )
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self.cached is None and self.fits:
+            self.cached = [chunk_floats(self.codes[rows]) for rows in self.slices]
         if self.cached is not None:
             return iter(self.cached)
         return (chunk_floats(self.codes[rows]) for rows in self.slices)

@@ -41,15 +41,14 @@ def test_the_posterior_after_n_answers_is_batch_eap_scoring_of_them():
     bank = _bank(300)
     engine = AdaptiveEngine(bank)
     rng = np.random.default_rng(1)
-    for group_prior in (None,):
-        state, answers = engine.start(group=group_prior), np.full((1, 300), np.nan)
-        for j in rng.choice(300, 40, replace=False):
-            right = int(rng.random() < 0.55)
-            engine.record(state, bank.item_ids[j], right)
-            answers[0, j] = right
-            batch = score_persons(bank, answers)
-            theta, se = engine.estimate(state)
-            assert abs(theta - batch.theta[0]) < 1e-10 and abs(se - batch.se[0]) < 1e-10
+    state, answers = engine.start(), np.full((1, 300), np.nan)
+    for j in rng.choice(300, 40, replace=False):
+        right = int(rng.random() < 0.55)
+        engine.record(state, bank.item_ids[j], right)
+        answers[0, j] = right
+        batch = score_persons(bank, answers)
+        theta, se = engine.estimate(state)
+        assert abs(theta - batch.theta[0]) < 1e-10 and abs(se - batch.se[0]) < 1e-10
     # MAP and ML agree with the batch scorer's too (once both answers kinds are present)
     for method in ("map", "ml"):
         theta, se = engine.estimate(state, method)

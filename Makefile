@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    := outputs
 RESEARCH_NB := nbs/research/2pl_calibration.ipynb
+# pytest processes: one per core (a test file stays on one process, so its shared fixtures are built once)
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))")
 
 .PHONY: setup demo test lab export clean-nbs lint format lock hooks bench services report
 
@@ -54,7 +56,7 @@ test: setup services
 	$(BIN)/ruff check nbs tests
 	$(BIN)/ruff format --check nbs tests
 	$(BIN)/nbdev-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Under CI=true the PostgreSQL tests must run: install the server from Debian's packages if it is missing
 # (the tests start their own throwaway server on 127.0.0.1).
@@ -87,6 +89,7 @@ lock:
 bench: setup
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/calculation.py
+	$(BIN)/python bench/contention.py
 	$(BIN)/python bench/preparation.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/api.py

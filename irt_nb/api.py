@@ -1306,10 +1306,11 @@ class ModelState:
                 return
 
     def describe(self) -> dict:
-        "Version, canary and the last failed load, for /v1/model."
+        "Version, canary, the last failed load and which worker answers, for /v1/model."
         served = self.served
         return {
             "version": served.version if served else None,
+            "worker": f"{platform.node()}-{os.getpid()}",  # the id its canary records carry
             "canary": {
                 "version": served.canary_version,
                 "fraction": served.fraction,
@@ -1442,6 +1443,9 @@ def _item_ids_of(path) -> list[str] | None:
 
 def app_from_environment() -> Starlette:
     "Factory for server workers: model, log level, keys and limits come from `irt-nb serve` through the environment."
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # for the worker's life: concurrency comes from workers
     level = os.environ.get("IRT_NB_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(message)s")
     access_log = AccessLog() if logging.getLevelName(level) <= logging.INFO else None

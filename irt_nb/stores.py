@@ -6,7 +6,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +19,7 @@ import numpy as np
 from .item_models import ItemModel
 
 # %% auto #0
-__all__ = ['MISSING', 'response_codes', 'response_codes_allow_empty_items', 'data_fingerprint', 'normal_quadrature', 'NodeTables', 'person_chunks', 'chunk_floats', 'posterior', 'expected_counts', 'information_terms', 'ChunkedCodes', 'LocalResponses', 'SparseResponses', 'response_store']
+__all__ = ['MISSING', 'response_codes', 'response_codes_allow_empty_items', 'data_fingerprint', 'normal_quadrature', 'NodeTables', 'worker_threads', 'one_blas_thread', 'map_chunks', 'person_chunks', 'chunk_floats', 'posterior', 'expected_counts', 'information_terms', 'ChunkedCodes', 'LocalResponses', 'SparseResponses', 'response_store']
 
 # %% ../nbs/02d_response_stores.ipynb #94579221
 MISSING = -1
@@ -135,12 +140,62 @@ class NodeTables:
             )
         return self._designs[key]
 
+# %% ../nbs/02d_response_stores.ipynb #c0ffee02
+def worker_threads() -> int:
+    "Threads for the E-step: `IRT_NB_THREADS` when set, else the cores this process may run on."
+    value = os.environ.get("IRT_NB_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"IRT_NB_THREADS must be a whole number of threads >= 1, got {value!r}")
+        return int(value)
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(cores))
+
+
+_blas_lock, _blas_depth, _blas_limit = threading.Lock(), [0], [None]
+
+
+@contextmanager
+def one_blas_thread():
+    "BLAS held at one thread inside the block, restored when the outermost block ends (nesting and threads are fine)."
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if _blas_depth[0] == 0:
+            _blas_limit[0] = threadpool_limits(limits=1, user_api="blas")
+        _blas_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth[0] -= 1
+            if _blas_depth[0] == 0:
+                _blas_limit[0].restore_original_limits()
+
+
+def map_chunks(work: Callable, chunks: Iterable, threads: int | None = None) -> Iterator:
+    "`work(chunk)` for each chunk, yielded in chunk order, on `threads` threads (default `worker_threads()`) with one BLAS thread."
+    threads = threads or worker_threads()
+    with one_blas_thread():
+        if threads == 1:
+            yield from map(work, chunks)
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="irt-nb-estep") as pool:
+            pending = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(work, chunk))
+                if len(pending) >= 2 * threads:  # bounded: chunks made on the fly are not all held
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
 # %% ../nbs/02d_response_stores.ipynb #2113df6f
 def person_chunks(
     n_persons: int, n_items: int, n_nodes: int, chunk_size: int | None = None
 ) -> list[slice]:
-    "Slices of persons whose float work arrays stay around 16 MB."
-    size = chunk_size or max(1024, (1 << 21) // max(n_items, n_nodes))
+    "Slices of persons whose float work arrays stay around 16 MB, at least four per E-step thread."
+    balanced = -(-n_persons // (4 * worker_threads()))  # a slowed thread leaves a small tail
+    size = chunk_size or max(1024, min((1 << 21) // max(n_items, n_nodes), balanced))
     return [slice(start, min(start + size, n_persons)) for start in range(0, n_persons, size)]
 
 
@@ -177,11 +232,24 @@ def posterior(chunk, tables: NodeTables, dtype=np.float64) -> tuple[np.ndarray, 
     return post, np.log(total) + top
 
 
+def _chunk_counts(chunk, tables: NodeTables, dtype) -> tuple:
+    "One chunk's E-step: [r | n] per node and item, persons per node, log-likelihood."
+    n_items = tables.log_p.shape[1]
+    chunk = chunk.astype(dtype, copy=False)
+    post, ll = posterior(chunk, tables, dtype)
+    counts = post @ chunk
+    at_node = post.sum(axis=1, dtype=np.float64)
+    if chunk.shape[1] == n_items:  # nothing missing: every person answered every item
+        counts = np.hstack([counts, np.repeat(at_node[:, None], n_items, axis=1)])
+    return counts, at_node, ll.sum()
+
+
 def expected_counts(
     chunks: Iterable[np.ndarray],
     tables: NodeTables,
     precision: str = "float64",
     totals: bool = False,  # also return the expected number of persons at each node
+    threads: int | None = None,  # E-step threads (default `worker_threads()`)
 ) -> tuple:
     "E-step: expected right answers r and answers n per node and item (float64), and the marginal log-likelihood."
     n_nodes, n_items = tables.log_p.shape
@@ -189,18 +257,11 @@ def expected_counts(
     sums = np.zeros((n_nodes, 2 * n_items))
     persons = np.zeros(n_nodes)
     loglik = 0.0
-    for chunk in chunks:
-        chunk = chunk.astype(dtype, copy=False)
-        post, ll = posterior(chunk, tables, dtype)
-        counts = post @ chunk
-        at_node = post.sum(axis=1, dtype=np.float64)
+    work = lambda chunk: _chunk_counts(chunk, tables, dtype)  # noqa: E731
+    for counts, at_node, ll in map_chunks(work, chunks, threads):  # summed in chunk order
+        sums += counts
         persons += at_node
-        if chunk.shape[1] == n_items:  # nothing missing: every person answered every item
-            sums[:, :n_items] += counts
-            sums[:, n_items:] += at_node[:, None]
-        else:
-            sums += counts
-        loglik += ll.sum()
+        loglik += ll
     out = sums[:, :n_items], sums[:, n_items:], float(loglik)
     return out + (persons,) if totals else out
 
@@ -210,54 +271,59 @@ def _gram(a: np.ndarray) -> np.ndarray:
     return a.T @ a
 
 
-def information_terms(chunks: Iterable[np.ndarray], tables: NodeTables) -> tuple:
-    "Counts r and n, the log-likelihood, sum of E_post[s sᵀ] (per node, (n_nodes, n_items, n_items)) and sum of g gᵀ."
+def _chunk_information(chunk, tables: NodeTables) -> tuple:
+    "One chunk's information sums: r, n, log-likelihood, E_post[s sᵀ] per node, g gᵀ (see `information_terms`)."
     n_nodes, n_items = tables.log_p.shape
     p, w = tables.p, tables.w
     n_params = w.shape[0]
-    right, answered = np.zeros((n_nodes, n_items)), np.zeros((n_nodes, n_items))
-    node_moments = np.zeros((n_nodes, n_items, n_items))
-    outer_mean = np.zeros((n_items * n_params, n_items * n_params))
-    loglik = 0.0
     single = np.float32  # the per-node products in float32, summed over nodes and chunks in float64
-    for chunk in chunks:
-        chunk32, chunk = chunk.astype(single, copy=False), chunk.astype(float, copy=False)
-        x = chunk[:, :n_items]
-        m = chunk[:, n_items:] if chunk.shape[1] > n_items else None  # None: nothing missing
-        post, ll = posterior(chunk, tables)  # (n_nodes, n)
-        loglik += ll.sum()
-        right += post @ x
-        answered += post.sum(axis=1)[:, None] if m is None else post @ m
-        order = np.argsort(
-            np.arange(n_nodes) @ post
-        )  # by posterior mean: a node's persons are a run
-        sorted32 = chunk32[order]
-        xs, ms = sorted32[:, :n_items], None if m is None else sorted32[:, n_items:]
-        root, p32 = np.sqrt(post[:, order]).astype(single), p.astype(single)
-        for k in range(n_nodes):  # the run of persons with mass (above 1e-11) on node k
-            near = np.flatnonzero(root[k] > 3.2e-6)
-            if near.size:
-                run = slice(near[0], near[-1] + 1)
-                resid = xs[run] - (p32[k] if ms is None else ms[run] * p32[k])
-                resid *= root[k, run][:, None]
-                node_moments[k] += _gram(resid)
-        mean_score = np.empty((len(x), n_params, n_items))  # person, parameter, item
-        if tables.linear is not None:  # W = (θ, 1): E_post[W] is (EAP, 1) and two products remain
-            expected = post.T @ np.hstack([tables.nodes[:, None] * p, p])
-            expected = expected.reshape(len(x), 2, n_items)
-            if m is not None:
-                expected *= m[:, None, :]
-            np.multiply(x, (tables.nodes @ post)[:, None], out=mean_score[:, 0])
-            mean_score[:, 1] = x
-            mean_score -= expected
-        else:
-            for q in range(n_params):
-                expected = post.T @ (p * w[q])
-                mean_score[:, q] = x * (post.T @ w[q]) - (expected if m is None else m * expected)
-        outer_mean += _gram(mean_score.reshape(len(x), -1))
-    second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, w, w)
+    node_moments = np.zeros((n_nodes, n_items, n_items))
+    chunk32, chunk = chunk.astype(single, copy=False), chunk.astype(float, copy=False)
+    x = chunk[:, :n_items]
+    m = chunk[:, n_items:] if chunk.shape[1] > n_items else None  # None: nothing missing
+    post, ll = posterior(chunk, tables)  # (n_nodes, n)
+    right = post @ x
+    answered = np.repeat(post.sum(axis=1)[:, None], n_items, axis=1) if m is None else post @ m
+    order = np.argsort(np.arange(n_nodes) @ post)  # by posterior mean: a node's persons are a run
+    sorted32 = chunk32[order]
+    xs, ms = sorted32[:, :n_items], None if m is None else sorted32[:, n_items:]
+    root, p32 = np.sqrt(post[:, order]).astype(single), p.astype(single)
+    for k in range(n_nodes):  # the run of persons with mass (above 1e-11) on node k
+        near = np.flatnonzero(root[k] > 3.2e-6)
+        if near.size:
+            run = slice(near[0], near[-1] + 1)
+            resid = xs[run] - (p32[k] if ms is None else ms[run] * p32[k])
+            resid *= root[k, run][:, None]
+            node_moments[k] += _gram(resid)
+    mean_score = np.empty((len(x), n_params, n_items))  # person, parameter, item
+    if tables.linear is not None:  # W = (θ, 1): E_post[W] is (EAP, 1) and two products remain
+        expected = post.T @ np.hstack([tables.nodes[:, None] * p, p])
+        expected = expected.reshape(len(x), 2, n_items)
+        if m is not None:
+            expected *= m[:, None, :]
+        np.multiply(x, (tables.nodes @ post)[:, None], out=mean_score[:, 0])
+        mean_score[:, 1] = x
+        mean_score -= expected
+    else:
+        for q in range(n_params):
+            expected = post.T @ (p * w[q])
+            mean_score[:, q] = x * (post.T @ w[q]) - (expected if m is None else m * expected)
+    return right, answered, ll.sum(), node_moments, _gram(mean_score.reshape(len(x), -1))
+
+
+def information_terms(
+    chunks: Iterable[np.ndarray], tables: NodeTables, threads: int | None = None
+) -> tuple:
+    "Counts r and n, the log-likelihood, sum of E_post[s sᵀ] (per node, (n_nodes, n_items, n_items)) and sum of g gᵀ."
+    n_items, n_params = tables.log_p.shape[1], tables.w.shape[0]
+    work = lambda chunk: _chunk_information(chunk, tables)  # noqa: E731
+    totals = None
+    for part in map_chunks(work, chunks, threads):  # summed in chunk order
+        totals = list(part) if totals is None else [t + p for t, p in zip(totals, part, strict=True)]
+    right, answered, loglik, node_moments, outer_mean = totals
+    second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, tables.w, tables.w)
     outer_mean = outer_mean.reshape(n_params, n_items, n_params, n_items).transpose(1, 0, 3, 2)
-    return right, answered, loglik, second_moment, outer_mean.reshape(n_items * n_params, -1)
+    return right, answered, float(loglik), second_moment, outer_mean.reshape(n_items * n_params, -1)
 
 # %% ../nbs/02d_response_stores.ipynb #b488f745
 class ChunkedCodes:

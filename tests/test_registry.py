@@ -8,6 +8,7 @@ registry on the S3-compatible test server.
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import replace
 
@@ -152,10 +153,24 @@ def get(base, path="/v1/model"):
         return reply.headers["x-model-version"], json.loads(reply.read())
 
 
+def wait_for_workers(base, version, workers=2, timeout=120.0) -> float:
+    "Poll /v1/model until `workers` distinct workers answer with `version`; the monotonic time they all had."
+    switched, deadline = set(), time.monotonic() + timeout
+    while len(switched) < workers:
+        assert time.monotonic() < deadline, f"only workers {switched} serve {version} after {timeout} s"
+        served, info = get(base)
+        if served == version:
+            switched.add(info["worker"])
+        time.sleep(0.01)
+    return time.monotonic()
+
+
 def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
+    # The mechanism, not a time window: each worker follows the pointer, no request fails meanwhile, and
+    # once every worker has loaded the new version no request is answered by the old one.
     registry, v1, v2 = two_versions(sample, tmp_path)
     with serving(registry) as server:
-        statuses, versions, stop = [], [], threading.Event()
+        statuses, answers, stop = [], [], threading.Event()
         body = json.dumps(
             {
                 "theta": 0.4,
@@ -170,33 +185,35 @@ def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
                     data=body,
                     headers={"content-type": "application/json"},
                 )
+                sent = time.monotonic()
                 try:
-                    with urllib.request.urlopen(request, timeout=10) as reply:
+                    with urllib.request.urlopen(request, timeout=30) as reply:
                         statuses.append(reply.status)
-                        versions.append((time.monotonic(), reply.headers["x-model-version"]))
+                        answers.append((sent, reply.headers["x-model-version"]))
                 except urllib.error.HTTPError as error:
                     statuses.append(error.code)
 
         threads = [threading.Thread(target=load) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
-        promoted_at = time.monotonic()
+        time.sleep(0.5)
         assert registry_cli("promote", registry.url, v2).returncode == 0
-        time.sleep(2.5)
-        rolled_at = time.monotonic()
+        promoted = wait_for_workers(server.base, v2)
+        time.sleep(0.5)
         assert registry_cli("rollback", registry.url).returncode == 0
-        time.sleep(2.5)
+        rolled_back = wait_for_workers(server.base, v1)
+        time.sleep(0.5)
         stop.set()
         for t in threads:
             t.join()
         print(
             f"promotion and rollback under load: {len(statuses)} requests, {sum(s != 200 for s in statuses)} not 200"
         )
-        assert len(statuses) > 200 and all(s == 200 for s in statuses)
-        served_after = lambda t0, t1: {v for t, v in versions if t0 + 2.0 < t < t1}  # noqa: E731
-        assert served_after(promoted_at, rolled_at) == {v2}  # followed within 2 s
-        assert served_after(rolled_at, time.monotonic()) == {v1}
+        assert len(statuses) > 50 and all(s == 200 for s in statuses)
+        between = {v for sent, v in answers if promoted < sent < rolled_back}
+        after = {v for sent, v in answers if sent > rolled_back}
+        assert between == {v2} and after == {v1}, (between, after)  # no worker went back
+        assert {v for sent, v in answers if sent < promoted} >= {v1}
         assert get(server.base)[1]["version"] == v1
 
 
@@ -206,10 +223,14 @@ def test_a_corrupt_version_never_replaces_the_served_one(sample, tmp_path):
         model = tmp_path / "registry" / "versions" / v2 / "model.json"
         model.write_text(model.read_text()[:500])  # truncated, as by a full disk elsewhere
         registry.move("promote", "test", "pointer moved to a damaged version", current=v2)
-        time.sleep(2.0)
-        version, info = get(server.base)
-        assert version == v1 and info["version"] == v1
-        assert "not JSON" in info["last_load_error"]
+        refused, deadline = set(), time.monotonic() + 120
+        while len(refused) < 2:  # each worker tried the damaged version and kept the good one
+            assert time.monotonic() < deadline, f"only workers {refused} report the damaged load"
+            version, info = get(server.base)
+            assert version == v1 and info["version"] == v1
+            if "not JSON" in (info["last_load_error"] or ""):
+                refused.add(info["worker"])
+            time.sleep(0.01)
         assert get(server.base, "/ready")[1]["status"] == "ready"
 
 
@@ -243,8 +264,10 @@ def test_the_canary_fraction_holds_and_its_record_feeds_the_gate(sample, tmp_pat
                 answered.append(reply.headers["x-model-version"])
         share = answered.count(v2) / len(answered)
         assert abs(share - 0.2) < 3 * (0.2 * 0.8 / len(answered)) ** 0.5, share
-        time.sleep(1.5)  # workers write their canary records every half second
-        record = canary_report(registry, v2)
+        deadline = time.monotonic() + 120  # workers write their canary records every half second
+        while (record := canary_report(registry, v2))["n_compared"] < answered.count(v2):
+            assert time.monotonic() < deadline, f"canary record stuck at {record['n_compared']}"
+            time.sleep(0.1)
         assert record["n_compared"] == answered.count(v2) and record["mean_abs_dp"] < 0.01
         shown = json.loads(registry_cli("show", registry.url, v2).stdout)
         assert shown["canary"]["n_compared"] == record["n_compared"]

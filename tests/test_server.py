@@ -131,9 +131,13 @@ def test_each_scope_is_refused_and_allowed(guarded, keys, model_file):
             )
         if status == 403:
             assert reply["error"] == "forbidden" and reply["detail"]
-    time.sleep(1.0)  # the access log is flushed every half second
-    logged = [r for r in guarded.access_log() if r["path"] == "/v1/items" and r["status"] == 200]
-    assert logged and all("key_id" in r for r in logged)  # who read what is in the log
+    deadline = time.monotonic() + 60  # the access log is flushed every half second
+    while not (
+        logged := [r for r in guarded.access_log() if r["path"] == "/v1/items" and r["status"] == 200]
+    ):
+        assert time.monotonic() < deadline, "no access-log line for /v1/items after 60 s"
+        time.sleep(0.1)
+    assert all("key_id" in r for r in logged)  # who read what is in the log
 
 
 def test_a_key_revoked_while_the_server_runs_stops_working(guarded, keys):
@@ -141,13 +145,13 @@ def test_a_key_revoked_while_the_server_runs_stops_working(guarded, keys):
     key_id, fresh = store.create("temporary", ["read"])
     assert call(guarded, "GET", "/v1/items", key=fresh)[0] == 200
     store.revoke(key_id)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # bounded: the workers reload the key store when it changes
     while call(guarded, "GET", "/v1/items", key=fresh)[0] != 401:
-        assert time.monotonic() < deadline, "the revoked key still works after 5 s"
+        assert time.monotonic() < deadline, "the revoked key still works after 60 s"
         time.sleep(0.2)
 
 
-def raw(server, payload: bytes, pause: float = 0.0, then: bytes = b"", wait: float = 5.0) -> bytes:
+def raw(server, payload: bytes, pause: float = 0.0, then: bytes = b"", wait: float = 30.0) -> bytes:
     "Send raw bytes (optionally pausing before `then`) and return what the server answers."
     with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as s:
         s.sendall(payload)
@@ -175,13 +179,12 @@ def test_oversized_and_slow_requests_get_the_json_error_shape(guarded, keys):
     key = keys[1]["read"].encode()
     long_url = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
     big_headers = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 200_000 + b"\r\n\r\n"
-    started = time.monotonic()
     cases = {
         "url": (raw(guarded, long_url), (414, "url_too_long")),
         "headers": (raw(guarded, big_headers), (431, "headers_too_large")),
         "garbage": (raw(guarded, b"\x16\x03\x01 not http\r\n\r\n"), (400, "invalid_http")),
         "slow headers": (
-            raw(guarded, b"GET /health HTTP/1.1\r\nHost: x\r\n", pause=2.5, then=b"\r\n"),
+            raw(guarded, b"GET /health HTTP/1.1\r\nHost: x\r\n", pause=4.0, then=b"\r\n"),
             (408, "request_timeout"),
         ),
         "silent connection": (raw(guarded, b""), (408, "request_timeout")),
@@ -195,9 +198,10 @@ def test_oversized_and_slow_requests_get_the_json_error_shape(guarded, keys):
             (408, "request_timeout"),
         ),
     }
+    # The server's 1-s timeouts answer 408 before the client's pause ends; a server without them would
+    # wait for the rest of the request (and answer 200) or say nothing until the client gave up.
     for name, (answer, expected) in cases.items():
         assert status_and_error(answer) == expected, (name, answer[:300])
-    assert time.monotonic() - started < 20  # the timeouts are 1 s, not forever
 
 
 def test_a_chunked_body_is_cut_off_at_the_limit_while_streaming(guarded, keys):

@@ -130,7 +130,9 @@ def server_figures(seconds: int, n_persons: int) -> dict:
     )
     port = 8831
     log = open(ROOT / "outputs/bench/contention_server.log", "w")
-    server = subprocess.Popen(serve_argv(model, port), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        serve_argv(model, port), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     out = {}
     try:
@@ -143,7 +145,9 @@ def server_figures(seconds: int, n_persons: int) -> dict:
         time.sleep(4)  # the child has its data and is fitting
         out["beside a running fit"] = wrk(f"{url}/v1/probabilities", seconds, lua)
         beside = [float(t) for t in fitting.communicate(timeout=600)[0].split()]
-        alone = [float(t) for t in fits_beside(n_persons, seconds).communicate(timeout=600)[0].split()]
+        alone = [
+            float(t) for t in fits_beside(n_persons, seconds).communicate(timeout=600)[0].split()
+        ]
         out["fit alone (s)"] = {"median_s": statistics.median(alone), "runs_s": alone}
         out["fit beside the loaded server (s)"] = {
             "median_s": statistics.median(beside),
@@ -176,13 +180,19 @@ def main():
         with busy_core(condition != "alone"):
             for name, setup in setups.items():
                 fits.setdefault(name, {})[condition] = time_fit(x, setup(), args.repeats)
-                print(f"{condition:<20} {name:<52} {fits[name][condition]['median_s']:8.2f} s", flush=True)
+                print(
+                    f"{condition:<20} {name:<52} {fits[name][condition]['median_s']:8.2f} s",
+                    flush=True,
+                )
             if args.mirt_repeats:
                 name = "mirt 1.2.0 (21 pts, default, SEs)"
                 fits.setdefault(name, {})[condition] = time_mirt(x, args.mirt_repeats)
-                print(f"{condition:<20} {name:<52} {fits[name][condition]['median_s']:8.2f} s", flush=True)
+                print(
+                    f"{condition:<20} {name:<52} {fits[name][condition]['median_s']:8.2f} s",
+                    flush=True,
+                )
     ours = "irt_nb (parallel chunks, 1 BLAS thread)"
-    for name, figures in fits.items():
+    for figures in fits.values():
         figures["slowdown_beside_busy_core"] = round(
             figures["beside a busy core"]["median_s"] / figures["alone"]["median_s"], 2
         )
@@ -214,7 +224,14 @@ def main():
     if not args.quick:
         OUT.write_text(json.dumps(result, indent=1))
         print(f"written {OUT}")
-    print(json.dumps({"mirt_over_irt_nb": ratios, "slowdowns": {k: v["slowdown_beside_busy_core"] for k, v in fits.items()}}))
+    print(
+        json.dumps(
+            {
+                "mirt_over_irt_nb": ratios,
+                "slowdowns": {k: v["slowdown_beside_busy_core"] for k, v in fits.items()},
+            }
+        )
+    )
     return 0 if np.isfinite(fits[ours]["alone"]["median_s"]) else 1
 
 

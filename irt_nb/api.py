@@ -1445,7 +1445,9 @@ def app_from_environment() -> Starlette:
     "Factory for server workers: model, log level, keys and limits come from `irt-nb serve` through the environment."
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1, user_api="blas")  # for the worker's life: concurrency comes from workers
+    threadpool_limits(
+        limits=1, user_api="blas"
+    )  # for the worker's life: concurrency comes from workers
     level = os.environ.get("IRT_NB_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(message)s")
     access_log = AccessLog() if logging.getLevelName(level) <= logging.INFO else None

@@ -146,9 +146,13 @@ def worker_threads() -> int:
     value = os.environ.get("IRT_NB_THREADS", "").strip()
     if value:
         if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"IRT_NB_THREADS must be a whole number of threads >= 1, got {value!r}")
+            raise ValueError(
+                f"IRT_NB_THREADS must be a whole number of threads >= 1, got {value!r}"
+            )
         return int(value)
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
     return max(1, len(cores))
 
 
@@ -319,7 +323,9 @@ def information_terms(
     work = lambda chunk: _chunk_information(chunk, tables)  # noqa: E731
     totals = None
     for part in map_chunks(work, chunks, threads):  # summed in chunk order
-        totals = list(part) if totals is None else [t + p for t, p in zip(totals, part, strict=True)]
+        totals = (
+            list(part) if totals is None else [t + p for t, p in zip(totals, part, strict=True)]
+        )
     right, answered, loglik, node_moments, outer_mean = totals
     second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, tables.w, tables.w)
     outer_mean = outer_mean.reshape(n_params, n_items, n_params, n_items).transpose(1, 0, 3, 2)

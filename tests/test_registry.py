@@ -157,7 +157,9 @@ def wait_for_workers(base, version, workers=2, timeout=120.0) -> float:
     "Poll /v1/model until `workers` distinct workers answer with `version`; the monotonic time they all had."
     switched, deadline = set(), time.monotonic() + timeout
     while len(switched) < workers:
-        assert time.monotonic() < deadline, f"only workers {switched} serve {version} after {timeout} s"
+        assert time.monotonic() < deadline, (
+            f"only workers {switched} serve {version} after {timeout} s"
+        )
         served, info = get(base)
         if served == version:
             switched.add(info["worker"])

@@ -133,7 +133,9 @@ def test_each_scope_is_refused_and_allowed(guarded, keys, model_file):
             assert reply["error"] == "forbidden" and reply["detail"]
     deadline = time.monotonic() + 60  # the access log is flushed every half second
     while not (
-        logged := [r for r in guarded.access_log() if r["path"] == "/v1/items" and r["status"] == 200]
+        logged := [
+            r for r in guarded.access_log() if r["path"] == "/v1/items" and r["status"] == 200
+        ]
     ):
         assert time.monotonic() < deadline, "no access-log line for /v1/items after 60 s"
         time.sleep(0.1)

@@ -156,42 +156,45 @@ def worker_threads() -> int:
     return max(1, len(cores))
 
 
-_blas_lock, _blas_depth, _blas_limit = threading.Lock(), [0], [None]
+_blas = {"lock": threading.Lock(), "depth": 0, "limiter": None, "controller": None}
 
 
 @contextmanager
 def one_blas_thread():
-    "BLAS held at one thread inside the block, restored when the outermost block ends (nesting and threads are fine)."
-    from threadpoolctl import threadpool_limits
+    "BLAS held at one thread inside the block (for the whole process), restored when the outermost block ends."
+    with _blas["lock"]:
+        if _blas["depth"] == 0:
+            if (
+                _blas["controller"] is None
+            ):  # found once: scanning the loaded libraries takes a millisecond
+                from threadpoolctl import ThreadpoolController
 
-    with _blas_lock:
-        if _blas_depth[0] == 0:
-            _blas_limit[0] = threadpool_limits(limits=1, user_api="blas")
-        _blas_depth[0] += 1
+                _blas["controller"] = ThreadpoolController()
+            _blas["limiter"] = _blas["controller"].limit(limits=1, user_api="blas")
+        _blas["depth"] += 1
     try:
         yield
     finally:
-        with _blas_lock:
-            _blas_depth[0] -= 1
-            if _blas_depth[0] == 0:
-                _blas_limit[0].restore_original_limits()
+        with _blas["lock"]:
+            _blas["depth"] -= 1
+            if _blas["depth"] == 0:
+                _blas["limiter"].restore_original_limits()
 
 
 def map_chunks(work: Callable, chunks: Iterable, threads: int | None = None) -> Iterator:
-    "`work(chunk)` for each chunk, yielded in chunk order, on `threads` threads (default `worker_threads()`) with one BLAS thread."
+    "`work(chunk)` for each chunk, yielded in chunk order, on `threads` threads (default `worker_threads()`); call it inside `one_blas_thread()`."
     threads = threads or worker_threads()
-    with one_blas_thread():
-        if threads == 1:
-            yield from map(work, chunks)
-            return
-        with ThreadPoolExecutor(threads, thread_name_prefix="irt-nb-estep") as pool:
-            pending = deque()
-            for chunk in chunks:
-                pending.append(pool.submit(work, chunk))
-                if len(pending) >= 2 * threads:  # bounded: chunks made on the fly are not all held
-                    yield pending.popleft().result()
-            while pending:
+    if threads == 1:
+        yield from map(work, chunks)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="irt-nb-estep") as pool:
+        pending = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(work, chunk))
+            if len(pending) >= 2 * threads:  # bounded: chunks made on the fly are not all held
                 yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 # %% ../nbs/02d_response_stores.ipynb #2113df6f
 def person_chunks(
@@ -262,10 +265,11 @@ def expected_counts(
     persons = np.zeros(n_nodes)
     loglik = 0.0
     work = lambda chunk: _chunk_counts(chunk, tables, dtype)  # noqa: E731
-    for counts, at_node, ll in map_chunks(work, chunks, threads):  # summed in chunk order
-        sums += counts
-        persons += at_node
-        loglik += ll
+    with one_blas_thread():
+        for counts, at_node, ll in map_chunks(work, chunks, threads):  # summed in chunk order
+            sums += counts
+            persons += at_node
+            loglik += ll
     out = sums[:, :n_items], sums[:, n_items:], float(loglik)
     return out + (persons,) if totals else out
 
@@ -322,10 +326,11 @@ def information_terms(
     n_items, n_params = tables.log_p.shape[1], tables.w.shape[0]
     work = lambda chunk: _chunk_information(chunk, tables)  # noqa: E731
     totals = None
-    for part in map_chunks(work, chunks, threads):  # summed in chunk order
-        totals = (
-            list(part) if totals is None else [t + p for t, p in zip(totals, part, strict=True)]
-        )
+    with one_blas_thread():
+        for part in map_chunks(work, chunks, threads):  # summed in chunk order
+            totals = (
+                list(part) if totals is None else [t + p for t, p in zip(totals, part, strict=True)]
+            )
     right, answered, loglik, node_moments, outer_mean = totals
     second_moment = np.einsum("kjl,qkj,rkl->jqlr", node_moments, tables.w, tables.w)
     outer_mean = outer_mean.reshape(n_params, n_items, n_params, n_items).transpose(1, 0, 3, 2)

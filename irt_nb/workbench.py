@@ -46,11 +46,13 @@ def cell_source(cell: dict) -> str:
 
 
 def leading_directives(source: str) -> list[tuple[str, str]]:
-    "The `#| name value` lines at the top of a cell, as `(name, value)` pairs."
+    "The `#| name value` lines at the top of a cell, as `(name, value)` pairs (below a cell magic such as `%%time`)."
     found = []
-    for line in source.splitlines():
+    for number, line in enumerate(source.splitlines()):
         if m := DIRECTIVE_RE.match(line):
             found.append((m[1], m[2]))
+        elif number == 0 and line.lstrip().startswith("%%"):
+            continue  # IPython wants a cell magic on the first line, so the tag goes below it
         elif line.strip():
             break
     return found

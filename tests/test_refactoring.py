@@ -1,6 +1,7 @@
 """The refactoring assistant on three research notebooks of different fields: lint, drafts that run,
 and a golden test that passes (and names the hand-off when a draft computes something else)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,14 @@ RESEARCH = {
     "irt": ROOT / "nbs/research/2pl_calibration.ipynb",
     "timeseries": ROOT / "tests/research/timeseries_regression.ipynb",
     "classification": ROOT / "tests/research/classification.ipynb",
+    "heart": ROOT
+    / "tests/research/heart_study.ipynb",  # helpers, in-place, %%time, a tuple parameter
 }
 EXPECTED_LINT = {  # (cell, kind) each notebook must show
     "irt": {(5, "select-star"), (7, "redefined"), (9, "magic-number"), (12, "display-only")},
     "timeseries": {(5, "redefined"), (6, "magic-number"), (7, "display-only")},
     "classification": {(6, "magic-number")},
+    "heart": {(6, "in-place"), (6, "redefined"), (8, "magic-number")},
 }
 
 
@@ -56,6 +60,7 @@ def test_lint_draft_run_and_golden_test(name, sample_db, tmp_path):
         if line.startswith("cell ")
     }
     assert EXPECTED_LINT[name] <= found, linted.stdout
+    assert not {kind for _, kind in found} & {"untagged", "used-before-defined"}, linted.stdout
     assert linted.returncode == 1
     out = tmp_path / "drafts"
     options = ["-p", "db_path", str(sample_db)] if name == "irt" else []
@@ -109,3 +114,56 @@ def test_a_draft_that_computes_something_else_fails_the_golden_test_naming_the_h
     result = golden(out)
     assert result.returncode == 1
     assert "hand-offs that differ" in result.stdout and "processing -> X:" in result.stdout
+
+
+def test_the_golden_test_compares_estimators_by_value_and_names_the_first_block_that_differs(
+    tmp_path,
+):
+    out = tmp_path / "drafts"
+    assert run("irt-nb", "refactor", str(RESEARCH["heart"]), "--out", str(out)).returncode == 0
+    drafted = out / "drafted.py"
+    text = drafted.read_text()
+    assert "def simulate_patients(n, ages, rng):" in text  # a helper at module level, not nested
+    assert "class ProcessingResult(NamedTuple):" in text  # a typed result, not a tuple
+    assert "patients = patients.copy()" in text  # dropna(inplace=True) works on a copy
+    assert text.count("random_state=seed") == 1
+    drafted.write_text(text.replace("random_state=seed", "random_state=seed + 1"))  # another split
+    result = golden(out)
+    assert result.returncode == 1
+    lines = [
+        ln[1:].strip() for ln in result.stdout.splitlines() if ln.startswith("E ") and " -> " in ln
+    ]
+    assert lines[0].startswith("processing -> scaler:") and "fitted['mean_']" in lines[0], lines[:3]
+    assert not any("preparation ->" in line for line in lines)  # preparation was right
+
+
+def test_lint_exit_codes_say_clean_findings_or_unreadable(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    unreadable = run("irt-nb", "lint-research", str(broken))
+    assert unreadable.returncode == 2 and "not a Jupyter notebook" in unreadable.stderr
+    assert "Traceback" not in unreadable.stderr
+    syntax = tmp_path / "syntax.ipynb"
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "source": "#| stage preparation\nx = (1,",
+        "outputs": [],
+        "execution_count": None,
+    }
+    syntax.write_text(
+        json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 4})
+    )
+    failed = run("irt-nb", "lint-research", str(syntax))
+    assert failed.returncode == 2 and "cell 1 line 2" in failed.stderr, failed.stderr
+    clean = tmp_path / "clean.ipynb"
+    cells = [
+        {**cell, "metadata": {"tags": ["parameters"]}, "source": "size = 3  # rows"},
+        {**cell, "source": "#| stage preparation\nvalues = list(range(size))"},
+        {**cell, "source": "print(values)"},  # display-only: may stay untagged
+    ]
+    clean.write_text(
+        json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4})
+    )
+    linted = run("irt-nb", "lint-research", str(clean))
+    assert linted.returncode == 0, linted.stdout

@@ -527,6 +527,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring._redefined': ('refactoring.html#_redefined', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring._results': ('refactoring.html#_results', 'irt_nb/refactoring.py'),
+                                    'irt_nb.refactoring._rooted': ('refactoring.html#_rooted', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring._select_star': ('refactoring.html#_select_star', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring._shown': ('refactoring.html#_shown', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring._shows': ('refactoring.html#_shows', 'irt_nb/refactoring.py'),

@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -289,41 +289,105 @@ def _strings(nodes) -> list[str]:
     return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
+FRAME_METHODS = {  # their results still hold the frame's columns
+    *(
+        "groupby",
+        "resample",
+        "rolling",
+        "expanding",
+        "ewm",
+        "set_index",
+        "reset_index",
+        "sort_values",
+    ),
+    *(
+        "sort_index",
+        "dropna",
+        "fillna",
+        "query",
+        "copy",
+        "head",
+        "tail",
+        "drop_duplicates",
+        "astype",
+    ),
+}
+
+
+COLUMN_KEYWORDS = {
+    "by",
+    "subset",
+    "columns",
+    "index",
+    "values",
+    "on",
+    "left_on",
+    "right_on",
+    "id_vars",
+    "value_vars",
+    "keys",
+}
+
+
+def _rooted(node: ast.AST, name: str) -> bool:
+    "`node` is the frame `name`, a row filter of it (`name[mask]`), or a method result that keeps its columns (`name.groupby(...)`)."
+    if isinstance(node, ast.Name):
+        return node.id == name
+    if (
+        isinstance(node, ast.Subscript)
+        and not _strings([node.slice])
+        and not isinstance(node.slice, ast.List)
+    ):
+        return _rooted(node.value, name)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in FRAME_METHODS
+        and _rooted(node.func.value, name)
+    )
+
+
 def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
-    "Columns read from DataFrame `name`: `name.col`, `name['col']`, `name[['a', 'b']]` (not methods, not new columns)."
+    "Columns read from DataFrame `name` (directly or through groupby): `.col`, `['col']`, `[['a', 'b']]`, method arguments; a column only assigned before any read is new."
     read, created = [], set()
     for tree in trees:
-        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == name
-            ):
-                if (
-                    id(node) not in called
-                    and isinstance(node.ctx, ast.Load)
-                    and node.attr not in DATAFRAME_ATTRIBUTES
-                ):
-                    read.append(node.attr)
-            elif (
-                isinstance(node, ast.Subscript)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == name
-            ):
-                keys = node.slice.elts if isinstance(node.slice, ast.List) else [node.slice]
-                (created.update if isinstance(node.ctx, ast.Store) else read.extend)(_strings(keys))
-            elif (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == name
-            ):
-                for arg in [
-                    *node.args,
-                    *(k.value for k in node.keywords),
-                ]:  # df.pivot(index="a", ...), df.drop_duplicates(["a"])
-                    read += _strings(arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg])
+        for statement in getattr(tree, "body", [tree]):
+            if isinstance(statement, ast.Assign):  # the right-hand side runs before the assignment
+                parts = [(statement.value, False), *((t, False) for t in statement.targets)]
+            elif isinstance(statement, ast.AugAssign):  # `df["a"] += 1` reads the column
+                parts = [(statement.value, False), (statement.target, True)]
+            else:
+                parts = [(statement, False)]
+            for part, reading in parts:
+                called = {id(n.func) for n in ast.walk(part) if isinstance(n, ast.Call)}
+                for node in ast.walk(part):
+                    if isinstance(node, ast.Attribute) and _rooted(node.value, name):
+                        if (
+                            id(node) not in called
+                            and isinstance(node.ctx, ast.Load)
+                            and node.attr not in DATAFRAME_ATTRIBUTES
+                        ):
+                            read.append(node.attr)
+                    elif isinstance(node, ast.Subscript) and _rooted(node.value, name):
+                        keys = _strings(
+                            node.slice.elts if isinstance(node.slice, ast.List) else [node.slice]
+                        )
+                        if isinstance(node.ctx, ast.Store) and not reading:
+                            created.update(k for k in keys if k not in read)
+                        else:
+                            read.extend(keys)
+                    elif (
+                        isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Attribute)
+                        and _rooted(node.func.value, name)
+                    ):
+                        for arg in [
+                            *node.args,
+                            *(k.value for k in node.keywords if k.arg in COLUMN_KEYWORDS),
+                        ]:  # df.pivot(index="a"), groupby(["a"])
+                            read += _strings(
+                                arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg]
+                            )
     return [c for c in dict.fromkeys(read) if c not in created and c.isidentifier()]
 
 

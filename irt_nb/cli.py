@@ -26,7 +26,18 @@ __all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_comma
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
-    "Print cells per stage, untagged cells and stage hand-offs of one notebook."
+    "Print cells per stage, untagged cells and stage hand-offs of one notebook; with --suggest, propose the stages."
+    if args.suggest:
+        from irt_nb.refactoring import suggest_stages, write_suggested
+
+        found = (
+            write_suggested(args.notebook, args.out) if args.out else suggest_stages(args.notebook)
+        )
+        for s in found:
+            print(f"cell {s.cell}: {s.stage or 'display (no stage)'}: {s.reason}")
+        if args.out:
+            print(f"wrote {args.out}: review the labels, then irt-nb lint-research {args.out}")
+        return 0
     print(stage_summary(args.notebook))
     return 0
 
@@ -1057,6 +1068,12 @@ def _add_notebook_parsers(sub) -> None:
         "stages", help="cells per stage and stage hand-offs of a stage-tagged notebook"
     )
     p.add_argument("notebook", type=Path)
+    p.add_argument(
+        "--suggest",
+        action="store_true",
+        help="propose a stage per code cell (for an untagged notebook)",
+    )
+    p.add_argument("--out", type=Path, help="with --suggest: write the labelled copy here")
     p.set_defaults(run=stages_command)
     p = sub.add_parser(
         "check-stages", help="fail when an exported cell has no stage, an unknown one, or two"

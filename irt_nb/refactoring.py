@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -1043,6 +1043,90 @@ def _needed_imports(nb: ResearchNotebook, code: str) -> list[str]:
     "The import statements whose names `code` uses."
     used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
     return [s for s in dict.fromkeys(nb.imports) if imported_names([s]) & used]
+
+# %% ../nbs/91_refactoring.ipynb #c0ffee32
+FITS = {
+    "fit",
+    "fit_predict",
+    "predict",
+    "predict_proba",
+    "score",
+    "minimize",
+    "curve_fit",
+    "lstsq",
+    "polyfit",
+    "fit_irt",
+}
+PREPROCESSORS = ("Scaler", "Encoder", "Imputer", "Vectorizer", "Transformer", "PCA")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    "A proposed stage for one code cell (None: display, imports or parameters) and why."
+
+    cell: int
+    stage: str | None
+    reason: str
+
+
+def _suggest(cell: ResearchCell, made_by: dict[str, str], started: bool) -> tuple[str | None, str]:
+    calls = [n for n in ast.walk(cell.tree) if isinstance(n, ast.Call)]
+    names = {_call_name(c) for c in calls}
+    if display_only(cell):
+        return None, "only prints, displays or plots"
+    read = next(
+        (n for n in sorted(names) if n in READS or n.startswith(("read_", "load_", "fetch_"))), None
+    )
+    if read:
+        return "preparation", f"reads data ({read})"
+    fitted = sorted(names & FITS)
+    text = ast.unparse(cell.tree)
+    if fitted and not any(p in text for p in PREPROCESSORS):
+        return "calculation", f"fits or estimates ({fitted[0]})"
+    inputs = {n.id for n in module_level_reads(cell.tree)} & set(made_by)
+    if not started and not inputs:
+        return "preparation", "makes the data the notebook starts from"
+    if any(made_by[n] == "calculation" for n in inputs):
+        return (
+            "calculation",
+            f"works on what a calculation made ({sorted(n for n in inputs if made_by[n] == 'calculation')[0]})",
+        )
+    return "processing", f"reshapes {', '.join(sorted(inputs)[:3]) or 'earlier data'}"
+
+
+def suggest_stages(notebook: str | Path) -> list[Suggestion]:
+    "A stage per code cell of a research notebook (tags already there are ignored), for the researcher to review."
+    nb = read_research(notebook)
+    made_by: dict[str, str] = {}
+    suggestions = []
+    for cell in nb.cells:
+        stage, reason = _suggest(cell, made_by, started=bool(made_by))
+        suggestions.append(Suggestion(cell.number, stage, reason))
+        if stage:
+            made_by |= {name: stage for name in defines(cell.tree) - imported_names(nb.imports)}
+    return suggestions
+
+
+def write_suggested(notebook: str | Path, out: str | Path) -> list[Suggestion]:
+    "A copy of `notebook` at `out` with each suggested `#| stage` line (below a cell magic); the suggestions."
+    from irt_nb.model_file import write_atomic
+    from irt_nb.workbench import notebook_text
+
+    suggestions = {s.cell: s for s in suggest_stages(notebook)}
+    nb = read_notebook(notebook)
+    for number, cell in enumerate(nb["cells"], start=1):
+        chosen = suggestions.get(number)
+        if cell.get("cell_type") != "code" or chosen is None or chosen.stage is None:
+            continue
+        lines = [
+            ln
+            for ln in cell_source(cell).splitlines()
+            if not (DIRECTIVE_RE.match(ln) and "stage" in ln)
+        ]
+        at = 1 if lines and lines[0].lstrip().startswith("%%") else 0
+        cell["source"] = "\n".join([*lines[:at], f"#| stage {chosen.stage}", *lines[at:]])
+    write_atomic(Path(out), notebook_text(nb))
+    return list(suggestions.values())
 
 # %% ../nbs/91_refactoring.ipynb #ac68fa05
 def _pipeline_source(nb: ResearchNotebook, blocks: list[Block], parameters: dict) -> str:

@@ -167,3 +167,21 @@ def test_lint_exit_codes_say_clean_findings_or_unreadable(tmp_path):
     )
     linted = run("irt-nb", "lint-research", str(clean))
     assert linted.returncode == 0, linted.stdout
+
+
+def test_suggested_labels_of_an_untagged_notebook_match_the_researchers(tmp_path):
+    from irt_nb.workbench import staged_cells
+
+    nb = json.loads(RESEARCH["heart"].read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            cell["source"] = "\n".join(ln for ln in source.splitlines() if "#| stage" not in ln)
+    untagged = tmp_path / "untagged.ipynb"
+    untagged.write_text(json.dumps(nb))
+    tagged = tmp_path / "tagged.ipynb"
+    suggested = run("irt-nb", "stages", str(untagged), "--suggest", "--out", str(tagged))
+    assert suggested.returncode == 0, suggested.stderr
+    assert "cell 5: display (no stage)" in suggested.stdout
+    labels = lambda path: [c.stage for c in staged_cells(path)]  # noqa: E731
+    assert labels(tagged) == labels(RESEARCH["heart"]), suggested.stdout

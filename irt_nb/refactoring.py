@@ -1294,6 +1294,7 @@ def pipeline_notebook(nb: ResearchNotebook, blocks: list[Block], parameters: dic
 
 GOLDEN_TEST = '''"""Golden test drafted by `irt-nb refactor`: the research notebook and the drafted pipeline agree on every hand-off."""
 
+import dis
 import math
 import pickle
 import sys
@@ -1367,6 +1368,25 @@ def _close(research, drafted) -> bool:
     )
 
 
+SKIPPED_OPS = {{"RESUME", "COPY_FREE_VARS", "MAKE_CELL", "PUSH_NULL", "CACHE", "NOP", "PRECALL"}}
+LOAD_OPS = {{"LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME", "LOAD_FAST", "LOAD_CLOSURE", "LOAD_CLASSDEREF"}}
+
+
+def _code_signature(function) -> tuple:
+    "A function's name, arguments and instructions, with a variable read the same wherever it lives (a notebook global is a closure variable in a draft)."
+    jumps = set(dis.hasjrel) | set(dis.hasjabs)
+    ops = tuple(
+        (
+            "LOAD" if i.opname in LOAD_OPS else i.opname,
+            None if i.opcode in jumps or not isinstance(i.argval, str | int | float | bool | None) else i.argval,
+        )
+        for i in dis.get_instructions(function)
+        if i.opname not in SKIPPED_OPS
+    )
+    code = function.__code__
+    return function.__name__, code.co_varnames[: code.co_argcount], ops
+
+
 def difference(research, drafted, where: str = "", depth: int = 0) -> str | None:
     "What differs between two values (None when they agree), by value: never by identity."
     at = f"{{where}}: " if where else ""
@@ -1401,7 +1421,7 @@ def difference(research, drafted, where: str = "", depth: int = 0) -> str | None
         elif isinstance(research, set | frozenset):
             return None if research == drafted else f"{{at}}{{sorted(drafted ^ research, key=repr)[:5]}} in one set only"
         elif callable(research) and hasattr(research, "__code__"):  # a function: by name and code
-            same = research.__name__ == drafted.__name__ and research.__code__.co_code == drafted.__code__.co_code
+            same = _code_signature(research) == _code_signature(drafted)
             return None if same else f"{{at}}function {{drafted.__name__}} is not the notebook's {{research.__name__}}"
         elif depth > 8:
             return None

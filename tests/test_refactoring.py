@@ -23,6 +23,7 @@ EXPECTED_LINT = {  # (cell, kind) each notebook must show
     "timeseries": {(5, "redefined"), (6, "magic-number"), (7, "display-only")},
     "classification": {(6, "magic-number")},
     "heart": {(6, "in-place"), (6, "redefined"), (8, "magic-number")},
+    "survey": set(),  # lints clean
 }
 
 
@@ -61,7 +62,7 @@ def test_lint_draft_run_and_golden_test(name, sample_db, tmp_path):
     }
     assert EXPECTED_LINT[name] <= found, linted.stdout
     assert not {kind for _, kind in found} & {"untagged", "used-before-defined"}, linted.stdout
-    assert linted.returncode == 1
+    assert linted.returncode == (1 if found else 0)
     out = tmp_path / "drafts"
     options = ["-p", "db_path", str(sample_db)] if name == "irt" else []
     drafted = run("irt-nb", "refactor", str(RESEARCH[name]), "--out", str(out), *options)

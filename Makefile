@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    := outputs
 RESEARCH_NB := nbs/research/2pl_calibration.ipynb
-# pytest processes: one per core (a test file stays on one process, so its shared fixtures are built once)
+# pytest processes: one per core (a test file stays on one process, so its shared fixtures are built once; tests/conftest.py)
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))")
 
 .PHONY: setup demo test lab export clean-nbs lint format lock hooks bench services report
@@ -56,7 +56,7 @@ test: setup services
 	$(BIN)/ruff check nbs tests
 	$(BIN)/ruff format --check nbs tests
 	$(BIN)/nbdev-test
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Under CI=true the PostgreSQL tests must run: install the server from Debian's packages if it is missing
 # (the tests start their own throwaway server on 127.0.0.1).

@@ -63,3 +63,15 @@ def _write_clean(notebook: Path, nb: dict) -> None:
     from irt_nb.workbench import clean_notebook, notebook_text
 
     notebook.write_text(notebook_text(clean_notebook(nb)), encoding="utf-8")
+
+
+SPREAD = {
+    "test_refactoring.py"
+}  # tests that share nothing costly: spread over the pytest processes
+
+
+def pytest_collection_modifyitems(items):
+    "One pytest process per test file (its module fixtures are built once), but the files in SPREAD test by test."
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))

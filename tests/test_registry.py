@@ -202,6 +202,7 @@ def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
         assert registry_cli("promote", registry.url, v2).returncode == 0
         promoted = wait_for_workers(server.base, v2)
         time.sleep(0.5)
+        rolling_back = time.monotonic()  # from here on v1 may answer again
         assert registry_cli("rollback", registry.url).returncode == 0
         rolled_back = wait_for_workers(server.base, v1)
         time.sleep(0.5)
@@ -212,7 +213,7 @@ def test_promotion_and_rollback_under_load_fail_no_request(sample, tmp_path):
             f"promotion and rollback under load: {len(statuses)} requests, {sum(s != 200 for s in statuses)} not 200"
         )
         assert len(statuses) > 50 and all(s == 200 for s in statuses)
-        between = {v for sent, v in answers if promoted < sent < rolled_back}
+        between = {v for sent, v in answers if promoted < sent < rolling_back}
         after = {v for sent, v in answers if sent > rolled_back}
         assert between == {v2} and after == {v1}, (between, after)  # no worker went back
         assert {v for sent, v in answers if sent < promoted} >= {v1}

@@ -15,7 +15,7 @@ def main():
     calc = json.loads((RESULTS / "calculation.json").read_text())
     prep = json.loads((RESULTS / "preparation.json").read_text())
     api = json.loads((RESULTS / "api.json").read_text())
-    fig, grid = plt.subplots(3, 3, figsize=(16, 15))
+    fig, grid = plt.subplots(4, 3, figsize=(16, 20))
     axes = grid[0]
     cases = list(dict.fromkeys(r["case"] for r in calc["fits"]))
     engines = list(dict.fromkeys(r["engine"] for r in calc["fits"]))
@@ -53,6 +53,7 @@ def main():
     )
     _serving(grid[1])
     _adaptive(grid[2])
+    _contention(grid[3])
     fig.tight_layout()
     fig.savefig(RESULTS / "summary.png", dpi=90)
     print(f"written {RESULTS / 'summary.png'}")
@@ -101,6 +102,53 @@ def _serving(axes):
             color=["steelblue", "grey"],
         )
         axes[2].set(title="peak memory of the server's processes", ylabel="MiB")
+
+
+def _contention(axes):
+    "A shared machine (bench/contention.py): each fit alone and beside a busy core, the server beside a fit."
+    path = RESULTS / "contention.json"
+    if not path.exists():
+        return
+    result = json.loads(path.read_text())
+    fits = result["fits"]
+    names = list(fits)
+    labels = {
+        "IRT_NB_THREADS=1": "irt_nb\n1 thread",
+        "before": "before\n(BLAS threads)",
+        "mirt": "mirt 1.2.0",
+    }
+    short = [next((v for k, v in labels.items() if k in n), "irt_nb") for n in names]
+    for offset, condition, color in (
+        (-0.2, "alone", "steelblue"),
+        (0.2, "beside a busy core", "firebrick"),
+    ):
+        axes[0].bar(
+            [i + offset for i in range(len(names))],
+            [fits[n][condition]["median_s"] for n in names],
+            0.4,
+            label=condition,
+            color=color,
+        )
+    axes[0].set(
+        title="fit time, 100,000 x 100 (median)", ylabel="seconds (log scale)", yscale="log"
+    )
+    axes[0].set_xticks(range(len(names)), short, fontsize=8)
+    axes[0].legend()
+    axes[1].bar(short, [fits[n]["slowdown_beside_busy_core"] for n in names], color="grey")
+    axes[1].axhline(2.5, color="firebrick", linestyle="--", label="at most 2.5x")
+    axes[1].axhline(2.0, color="grey", linestyle=":", label="2x: half the machine")
+    axes[1].set(title="slowdown beside one busy core", ylabel="busy / alone")
+    axes[1].tick_params(axis="x", labelsize=8)
+    axes[1].legend()
+    server = result["server (irt-nb serve --workers 2, wrk 32 connections)"]
+    conditions = [c for c in ("alone", "beside a busy core", "beside a running fit") if c in server]
+    axes[2].bar(
+        conditions,
+        [server[c]["rps"] for c in conditions],
+        color=["steelblue", "firebrick", "darkorange"],
+    )
+    axes[2].set_xticks(range(len(conditions)), ["alone", "busy core", "beside a fit"])
+    axes[2].set(title="irt-nb serve, 2 workers, probabilities", ylabel="requests per second")
 
 
 def _adaptive(axes):

@@ -15,8 +15,12 @@ RESEARCH = {
     "irt": ROOT / "nbs/research/2pl_calibration.ipynb",
     "timeseries": ROOT / "tests/research/timeseries_regression.ipynb",
     "classification": ROOT / "tests/research/classification.ipynb",
-    "heart": ROOT
-    / "tests/research/heart_study.ipynb",  # helpers, in-place, %%time, a tuple parameter
+    # helpers used across stages, in-place pandas, %%time, a tuple parameter, display cells between stages
+    "heart": ROOT / "tests/research/heart_study.ipynb",
+    # nbformat 4.2 (no cell ids), a dict parameter, a helper reading a parameter handed to the next stage
+    "survey": ROOT / "tests/research/survey_scores.ipynb",
+    # a statsmodels result used two stages later, a printed summary, a plot
+    "trial": ROOT / "tests/research/trial_outcomes.ipynb",
 }
 EXPECTED_LINT = {  # (cell, kind) each notebook must show
     "irt": {(5, "select-star"), (7, "redefined"), (9, "magic-number"), (12, "display-only")},
@@ -24,6 +28,10 @@ EXPECTED_LINT = {  # (cell, kind) each notebook must show
     "classification": {(6, "magic-number")},
     "heart": {(6, "in-place"), (6, "redefined"), (8, "magic-number")},
     "survey": set(),  # lints clean
+    "trial": {(6, "redefined"), (6, "magic-number")},
+}
+STEPS = {  # the drafts each notebook gives (default: one block per stage)
+    "trial": ["preparation", "processing_1", "calculation_1", "processing_2", "calculation_2"],
 }
 
 
@@ -68,12 +76,8 @@ def test_lint_draft_run_and_golden_test(name, sample_db, tmp_path):
     drafted = run("irt-nb", "refactor", str(RESEARCH[name]), "--out", str(out), *options)
     assert drafted.returncode == 0, drafted.stderr
     notebooks = sorted(out.glob("*.ipynb"))
-    assert [p.stem.split("_", 1)[1] for p in notebooks] == [
-        "preparation",
-        "processing",
-        "calculation",
-        "pipeline",
-    ]
+    steps = STEPS.get(name, ["preparation", "processing", "calculation"])
+    assert [p.stem.split("_", 1)[1] for p in notebooks] == [*steps, "pipeline"]
     for notebook in notebooks:  # each draft executes in a real kernel
         executed = run(
             "papermill",

@@ -1445,9 +1445,10 @@ def app_from_environment() -> Starlette:
     "Factory for server workers: model, log level, keys and limits come from `irt-nb serve` through the environment."
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(
-        limits=1, user_api="blas"
-    )  # for the worker's life: concurrency comes from workers
+    # For the worker's life: concurrency comes from the workers, not from BLAS threads.
+    threadpool_limits(limits=1, user_api="blas")
+    # The complete validators (jsonschema takes a second to import) now, not on the first invalid request.
+    threading.Thread(target=lambda: [_full_validator(n) for n in _FAST], daemon=True).start()
     level = os.environ.get("IRT_NB_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(message)s")
     access_log = AccessLog() if logging.getLevelName(level) <= logging.INFO else None

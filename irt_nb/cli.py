@@ -551,7 +551,7 @@ def models_command(args: argparse.Namespace) -> int:
         print(
             f"version {args.version}: "
             + (
-                "reproduced (same fingerprint, parameters within 1e-8)"
+                f"reproduced (same fingerprint, parameters within {reg.VERIFY_TOLERANCE:g})"
                 if not problems
                 else "NOT reproduced"
             )

@@ -206,10 +206,18 @@ def dif_analysis(
     if len(labels) != len(codes):
         raise ValueError(f"{len(labels)} group labels for {len(codes)} persons")
     names, counts = np.unique(labels, return_counts=True)
-    reference = str(reference) if reference is not None else str(names[np.argmax(counts)])
+    names = [str(n) for n in names]  # plain strings in messages, not numpy reprs
+    if (
+        reference is None
+    ):  # the largest group that is not the focal one (with --focal alone: the other)
+        candidates = [
+            (k, n) for n, k in zip(names, counts, strict=True) if focal is None or n != str(focal)
+        ]
+        reference = max(candidates)[1] if candidates else names[0]
+    reference = str(reference)
     others = [n for n in names if n != reference]
     if reference not in names:
-        raise ValueError(f"reference group {reference!r} is not among the groups {names.tolist()}")
+        raise ValueError(f"reference group {reference!r} is not among the groups {names}")
     if focal is None:
         if len(others) != 1:
             raise ValueError(

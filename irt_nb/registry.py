@@ -21,7 +21,7 @@ from .model_file import load_model, model_from_dict, save_model, write_atomic
 from .scoring import score_persons
 
 # %% auto #0
-__all__ = ['EMPTY_POINTER', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
+__all__ = ['EMPTY_POINTER', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
 
 # %% ../nbs/07_registry.ipynb #cd8cde95
 EMPTY_POINTER = {"current": None, "canary": None, "history": []}
@@ -504,6 +504,11 @@ def register_calibration(
         return registry.add(path, reason, provenance=provenance, metrics=metrics)
 
 
+VERIFY_TOLERANCE = (
+    1e-5  # on a refit's parameters: ten times the EM's convergence tolerance on a change
+)
+
+
 def verify(registry: Registry, vid: str) -> list[str]:
     "Problems found refitting a version from its recorded source and settings (empty: reproduced)."
     from irt_nb.pipeline import calibrate
@@ -530,6 +535,8 @@ def verify(registry: Registry, vid: str) -> list[str]:
         problems.append("the refit has other items")
     else:
         gap = float(np.max(np.abs(refit.item_params - stored.item_params)))
-        if not gap <= 1e-5:  # ten times the EM's convergence tolerance on a parameter change
-            problems.append(f"parameters differ by up to {gap:.3g} (tolerance 1e-5)")
+        if not gap <= VERIFY_TOLERANCE:
+            problems.append(
+                f"parameters differ by up to {gap:.3g} (tolerance {VERIFY_TOLERANCE:g})"
+            )
     return problems

@@ -376,3 +376,16 @@ def test_the_report_adds_the_dif_and_linking_sections(sample):
     html = (out / "calibration_report.html").read_text()
     assert "Fairness: differential item functioning" in html and "true-score equating" in html
     assert html.count("data:image/png;base64") >= 6
+
+
+def test_a_focal_group_named_alone_is_compared_with_the_other_even_when_it_is_the_larger():
+    rng = np.random.default_rng(21)
+    a, b = rng.lognormal(0, 0.3, 8), rng.normal(0, 1, 8)
+    x = (rng.random((900, 8)) < probability_correct(rng.standard_normal(900), a, b)).astype(float)
+    groups = np.array(["F"] * 600 + ["M"] * 300)  # the focal group is the larger one
+    result = dif_analysis(x, groups, focal="F", purify=False)
+    assert (result.reference, result.focal) == ("M", "F")
+    with pytest.raises(ValueError) as refused:
+        dif_analysis(x, groups, focal="X")
+    assert "focal group 'X' is not a group other than the reference (['M'])" in str(refused.value)
+    assert "np.str_" not in str(refused.value)

@@ -119,7 +119,10 @@ def test_verify_passes_on_a_registered_version_and_fails_on_a_tampered_one(sampl
     _, settings = sample
     registry = Registry(tmp_path / "registry")
     v1 = register(registry, settings, "spring")
-    assert registry_cli("verify", registry.url, v1).returncode == 0
+    verified = registry_cli("verify", registry.url, v1)
+    assert (
+        verified.returncode == 0 and "parameters within 1e-05" in verified.stdout
+    )  # what it checks
     path = tmp_path / "registry" / "versions" / v1 / "model.json"
     doc = json.loads(path.read_text())
     doc["items"][0]["discrimination"] += 1e-4

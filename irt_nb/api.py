@@ -635,9 +635,9 @@ async def outcomes(request: Request) -> Response:
         theta = (
             outcome["theta"]
             if "theta" in outcome
-            else service._calibrated(outcome["student_id"], f"{path}.student_id", ALL_SCOPES)[
-                "theta"
-            ]
+            else service._calibrated(
+                outcome["student_id"], f"{path}.student_id", request.state.scopes
+            )["theta"]
         )
         items.append(outcome["item_id"])
         columns.append(j)

@@ -350,3 +350,35 @@ def test_the_monitor_command_alerts_on_drift_and_age_and_writes_its_report(serve
     html = (tmp_path / "report" / "monitoring_report.html").read_text()
     assert html.count("data:image/png;base64") >= 2 and leaked in html
     assert json.loads((tmp_path / "report" / "monitoring.json").read_text())["crossed"]
+
+
+def test_an_outcome_by_student_id_needs_the_students_scope_and_reveals_no_ids(
+    served_model, tmp_path
+):
+    "A `write` key cannot find out which students exist: by id it gets 403 whether or not the id is known."
+    from starlette.testclient import TestClient
+
+    from irt_nb.api import create_app
+    from irt_nb.auth import KeyStore
+
+    path, _ = served_model
+    model = load_model(path)
+    keys = KeyStore(tmp_path / "keys.json")
+    _, writer = keys.create("writer", ["write"])
+    _, both = keys.create("tutor", ["write", "students"])
+    outcomes = OutcomeStore(f"sqlite:///{tmp_path / 'outcomes.sqlite'}")
+    client = TestClient(create_app(path, keys=keys, outcomes=outcomes))
+    known, item = model.abilities.ids()[0], model.item_ids[0]
+
+    def send(key, student):
+        body = {"student_id": student, "item_id": item, "correct": 1}
+        return client.post("/v1/outcomes", json=body, headers={"authorization": f"Bearer {key}"})
+
+    assert [send(writer, s).status_code for s in (known, "nobody-such")] == [403, 403]
+    assert "'students' scope" in send(writer, known).json()["detail"][0]
+    assert [send(both, s).status_code for s in (known, "nobody-such")] == [200, 404]
+    with_theta = {"theta": 0.3, "item_id": item, "correct": 0}
+    reply = client.post(
+        "/v1/outcomes", json=with_theta, headers={"authorization": f"Bearer {writer}"}
+    )
+    assert reply.status_code == 200 and reply.json()["recorded"] == 1

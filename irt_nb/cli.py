@@ -336,11 +336,12 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def _register_report(args: argparse.Namespace, run) -> None:
-    "Register the report's calibration: the same settings, refitted here for the held-out quality."
+    "Register the report's own model.json (not a refit), with the settings it was fitted with; the data are read again for the held-out quality."
+    from irt_nb.model_file import load_model
     from irt_nb.pipeline import calibrate
 
     used = json.loads((run.output_dir / "metrics.json").read_text())["parameters"]
-    settings = {
+    settings = {  # what the report's calibrate() was given; the rest are calibrate's defaults
         "source": used["source"],
         "exam": used["exam"] or None,
         "subject": used["subject"] or None,
@@ -349,7 +350,13 @@ def _register_report(args: argparse.Namespace, run) -> None:
         "min_item_responses": used["min_item_responses"],
         "min_person_responses": used["min_person_responses"],
     }
-    _register(args, calibrate(**settings, progress=False), settings)
+    model_path = run.output_dir / "model.json"
+    again = calibrate(**settings, progress=False)
+    if again.model.data_fingerprint != load_model(model_path).data_fingerprint:
+        raise ValueError(
+            f"{settings['source']}: the data changed since the report read them; run the report again"
+        )
+    _register(args, again, settings, model_path=model_path)
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -145,3 +145,17 @@ def test_a_report_never_mixes_its_outputs_with_a_previous_run(sample_db, tmp_pat
     assert failing.returncode == 1 and "matches no row" in failing.stderr
     assert not stale.exists()  # the previous run's HTML is gone, not left beside the failed run
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration_report.ipynb"]
+
+
+def test_report_registry_registers_the_reports_own_model_file(sample_db, tmp_path):
+    from irt_nb.registry import Registry, version_id
+
+    values = {"source": f"sqlite:///{sample_db}", **PARAMETERS}
+    registry = tmp_path / "registry"
+    result = report(tmp_path, *options(values), "--registry", str(registry), "--reason", "spring")
+    assert result.returncode == 0, result.stderr
+    reported = json.loads((tmp_path / "out" / "model.json").read_text())
+    vid = result.stdout.split("registered version ")[1].split()[0]
+    assert vid == version_id(reported)  # the file the report made, byte for byte in content
+    registered = json.loads(Registry(registry)._get("versions", vid, "model.json"))
+    assert registered == reported

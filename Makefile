@@ -15,10 +15,12 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(
 ## set-up: a project virtualenv with the pinned versions, the package (editable), a kernel, the git filter
 setup: $(STAMP) hooks
 
+# uv (pinned in requirements.lock) installs the lock in seconds where pip took about 4 minutes on 2 cores.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements.lock)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name irt_nb --display-name "irt_nb (.venv)" >/dev/null
 	touch $(STAMP)
 

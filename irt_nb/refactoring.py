@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'drafted_lines', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -610,6 +610,29 @@ def _habits(nb: ResearchNotebook) -> list[Finding]:
     return found
 
 
+MAX_BLOCK_LINES = (
+    50  # a drafted function longer than this is cut at the researcher's cell boundaries
+)
+
+
+def _long_cells(nb: ResearchNotebook) -> list[Finding]:
+    "Stage cells with more than MAX_BLOCK_LINES lines outside their function and class definitions."
+    found = []
+    for cell in nb.cells:
+        defs = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+        lines = sum(n.end_lineno - n.lineno + 1 for n in cell.tree.body if not isinstance(n, defs))
+        if cell.stage and lines > MAX_BLOCK_LINES:
+            found.append(
+                Finding(
+                    cell.number,
+                    "long-cell",
+                    f"{lines} lines outside its functions",
+                    f"split it into cells at its steps: drafts are cut at cells, {MAX_BLOCK_LINES} lines at most",
+                )
+            )
+    return found
+
+
 def _magic_order(nb: ResearchNotebook) -> list[Finding]:
     "`#| stage` above a cell magic: IPython then reads `%%time` as a line magic and the cell fails."
     found = []
@@ -659,6 +682,7 @@ def lint_research(notebook: str | Path | ResearchNotebook) -> list[Finding]:
         + _magic_numbers(nb)
         + _habits(nb)
         + _magic_order(nb)
+        + _long_cells(nb)
         + display
         + untagged
     )
@@ -771,8 +795,36 @@ def _inputs(statements: list[ast.stmt], defined: set[str], known: set[str]) -> l
     return list(dict.fromkeys(found))
 
 
+def drafted_lines(cell: ResearchCell, helpers: set[str]) -> int:
+    "Lines the cell adds to its block's function (its module-level helpers leave it)."
+    return sum(
+        n.end_lineno - n.lineno + 1
+        for n in cell.tree.body
+        if getattr(n, "name", None) not in helpers
+    )
+
+
+def split_long(run: list[ResearchCell], helpers: set[str], limit: int = MAX_BLOCK_LINES) -> list:
+    """Cut a run of cells into pieces of at most `limit` drafted lines, at cell boundaries only.
+
+    The golden test captures hand-offs after a cell has run, so a cut inside a cell could not be
+    checked: a single cell longer than `limit` stays whole, and lint's `long-cell` asks to split it."""
+    pieces: list[list[ResearchCell]] = [[]]
+    size = 0
+    for cell in run:
+        lines = drafted_lines(cell, helpers)
+        if pieces[-1] and size + lines > limit:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(cell)
+        size += lines
+    return pieces
+
+
 def plan_blocks(nb: ResearchNotebook) -> list[Block]:
     "Blocks of the notebook's stage cells, with inputs, outputs and where each input comes from."
+    known = BUILTINS | imported_names(nb.imports)
+    helpers = module_helpers(nb, known)
     cells = [c for c in nb.cells if c.stage and not display_only(c)]
     runs: list[list[ResearchCell]] = []
     for cell in cells:
@@ -780,6 +832,7 @@ def plan_blocks(nb: ResearchNotebook) -> list[Block]:
             runs[-1].append(cell)
         else:
             runs.append([cell])
+    runs = [piece for run in runs for piece in split_long(run, set(helpers))]
     count = defaultdict(int)
     for run in runs:
         count[run[0].stage] += 1
@@ -789,8 +842,6 @@ def plan_blocks(nb: ResearchNotebook) -> list[Block]:
         seen[stage] += 1
         name = stage if count[stage] == 1 else f"{stage}_{seen[stage]}"
         blocks.append(Block(name, stage, run))
-    known = BUILTINS | imported_names(nb.imports)
-    helpers = module_helpers(nb, known)
     known |= set(helpers)  # module-level functions: called, not handed over
     maker: dict[str, str] = {p: "parameters" for p in nb.parameters}
 

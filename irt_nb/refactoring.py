@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'drafted_lines', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'drafted_lines', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -111,19 +111,30 @@ def read_research(path: str | Path) -> ResearchNotebook:
 BUILTINS = set(dir(builtins))
 
 
+COMPREHENSIONS = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+
+
 def defines(tree: ast.AST) -> set[str]:
-    "Top-level names a cell assigns (functions and classes included), not the ones its loops and comprehensions bind inside expressions."
+    """Top-level names a cell assigns (functions, classes and loop variables included), not the ones a
+    comprehension binds: those stay inside it, even when a loop of the cell uses the same name."""
     names = set()
+
+    def visit(n):
+        if isinstance(n, COMPREHENSIONS):
+            return
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            names.add(n.id)
+        elif isinstance(n, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in n.names)
+        for child in ast.iter_child_nodes(n):
+            visit(child)
+
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
-            continue
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                names.add(sub.id)
-            elif isinstance(sub, ast.Import | ast.ImportFrom):
-                names |= {(a.asname or a.name).split(".")[0] for a in sub.names}
-    return names - comprehension_names(tree)
+        else:
+            visit(node)
+    return names
 
 
 def comprehension_names(tree: ast.AST) -> set[str]:
@@ -271,7 +282,10 @@ def _select_star(nb: ResearchNotebook) -> list[Finding]:
             if not match:
                 continue
             name = node.targets[0].id
-            columns = _columns_read(name, [c.tree for c in nb.cells[position:]])
+            after = ast.Module(
+                body=cell.tree.body[cell.tree.body.index(node) + 1 :], type_ignores=[]
+            )
+            columns = _columns_read(name, [after, *(c.tree for c in nb.cells[position + 1 :])])
             shown = ", ".join(columns) if columns else "<the columns you need>"
             findings.append(
                 Finding(
@@ -329,27 +343,45 @@ COLUMN_KEYWORDS = {
 }
 
 
-def _rooted(node: ast.AST, name: str) -> bool:
-    "`node` is the frame `name`, a row filter of it (`name[mask]`), or a method result that keeps its columns (`name.groupby(...)`)."
+def _rooted(node: ast.AST, names: set[str]) -> bool:
+    "`node` is one of the frames `names`, a row filter of it (`name[mask]`), or a method result that keeps its columns (`name.groupby(...)`)."
     if isinstance(node, ast.Name):
-        return node.id == name
+        return node.id in names
     if (
         isinstance(node, ast.Subscript)
         and not _strings([node.slice])
         and not isinstance(node.slice, ast.List)
     ):
-        return _rooted(node.value, name)
+        return _rooted(node.value, names)
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr in FRAME_METHODS
-        and _rooted(node.func.value, name)
+        and _rooted(node.func.value, names)
     )
 
 
+def _aliases(statement: ast.stmt, roots: set[str]) -> set[str]:
+    "`roots` after `statement`: a name bound to a row filter, copy or group of a root joins them; a root bound to anything else leaves."
+    if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
+        target = statement.targets[0].id
+        return roots | {target} if _rooted(statement.value, roots) else roots - {target}
+    if isinstance(statement, ast.For) and _rooted(
+        statement.iter, roots
+    ):  # for key, group in df.groupby(...)
+        target = (
+            statement.target.elts[-1]
+            if isinstance(statement.target, ast.Tuple)
+            else statement.target
+        )
+        return roots | {target.id} if isinstance(target, ast.Name) else roots
+    return roots
+
+
 def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
-    "Columns read from DataFrame `name` (directly or through groupby): `.col`, `['col']`, `[['a', 'b']]`, method arguments; a column only assigned before any read is new."
-    read, created = [], set()
+    """Columns read from DataFrame `name`, directly or through frames made from it (row filters, copies,
+    groups): `.col`, `['col']`, `[['a', 'b']]`, method arguments. A column assigned before any read is new."""
+    read, created, roots = [], set(), {name}
     for tree in trees:
         for statement in getattr(tree, "body", [tree]):
             if isinstance(statement, ast.Assign):  # the right-hand side runs before the assignment
@@ -361,14 +393,14 @@ def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
             for part, reading in parts:
                 called = {id(n.func) for n in ast.walk(part) if isinstance(n, ast.Call)}
                 for node in ast.walk(part):
-                    if isinstance(node, ast.Attribute) and _rooted(node.value, name):
+                    if isinstance(node, ast.Attribute) and _rooted(node.value, roots):
                         if (
                             id(node) not in called
                             and isinstance(node.ctx, ast.Load)
                             and node.attr not in DATAFRAME_ATTRIBUTES
                         ):
                             read.append(node.attr)
-                    elif isinstance(node, ast.Subscript) and _rooted(node.value, name):
+                    elif isinstance(node, ast.Subscript) and _rooted(node.value, roots):
                         keys = _strings(
                             node.slice.elts if isinstance(node.slice, ast.List) else [node.slice]
                         )
@@ -379,7 +411,7 @@ def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
                     elif (
                         isinstance(node, ast.Call)
                         and isinstance(node.func, ast.Attribute)
-                        and _rooted(node.func.value, name)
+                        and _rooted(node.func.value, roots)
                     ):
                         for arg in [
                             *node.args,
@@ -388,6 +420,7 @@ def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
                             read += _strings(
                                 arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg]
                             )
+            roots = _aliases(statement, roots)
     return [c for c in dict.fromkeys(read) if c not in created and c.isidentifier()]
 
 
@@ -426,10 +459,19 @@ def _reads_outside_preparation(nb: ResearchNotebook) -> list[Finding]:
     return found
 
 
+def _loop_only(tree: ast.Module) -> set[str]:
+    "Names a cell binds only in its loops (`for name in ...`, assignments in the loop's body): temporaries."
+    outside = ast.Module(
+        body=[n for n in tree.body if not isinstance(n, ast.For | ast.AsyncFor | ast.While)],
+        type_ignores=[],
+    )
+    return defines(tree) - defines(outside)
+
+
 def _redefined(nb: ResearchNotebook) -> list[Finding]:
     found, first = [], {}
     for cell in nb.cells:
-        for name in sorted(defines(cell.tree) - imported_names(nb.imports)):
+        for name in sorted(defines(cell.tree) - imported_names(nb.imports) - _loop_only(cell.tree)):
             stage = first.setdefault(name, (cell.stage, cell.number))
             if cell.stage and stage[0] and stage[0] != cell.stage:
                 found.append(
@@ -445,19 +487,22 @@ def _redefined(nb: ResearchNotebook) -> list[Finding]:
 
 
 def module_level_reads(node: ast.AST) -> list[ast.Name]:
-    "Names `node` reads when it runs: a function's decorators and defaults, not its body."
+    "Names `node` reads when it runs: a function's decorators and defaults, not its body, nor a comprehension's own variables."
     found = []
 
-    def visit(n):
+    def visit(n, local=frozenset()):
         if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             for d in [*getattr(n, "decorator_list", []), *n.args.defaults, *n.args.kw_defaults]:
                 if d is not None:
-                    visit(d)
+                    visit(d, local)
             return
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+        if isinstance(n, COMPREHENSIONS):
+            targets = (t for g in n.generators for t in ast.walk(g.target))
+            local = local | {t.id for t in targets if isinstance(t, ast.Name)}
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in local:
             found.append(n)
         for child in ast.iter_child_nodes(n):
-            visit(child)
+            visit(child, local)
 
     visit(node)
     return sorted(found, key=lambda n: (n.lineno, n.col_offset))
@@ -558,11 +603,16 @@ WRITERS = {
 
 def _habits(nb: ResearchNotebook) -> list[Finding]:
     "In-place changes, `os.chdir`, unseeded randomness and hard-coded output paths in stage cells."
-    found = []
+    found, seeded = [], False
     for cell in nb.cells:
+        calls = [n for n in ast.walk(cell.tree) if isinstance(n, ast.Call)]
+        seeded |= any(
+            ast.unparse(c.func) in ("np.random.seed", "numpy.random.seed", "random.seed") and c.args
+            for c in calls
+        )
         if cell.stage is None:
             continue
-        for call in (n for n in ast.walk(cell.tree) if isinstance(n, ast.Call)):
+        for call in calls:
             name, func = _call_name(call), call.func
             owner = func.value if isinstance(func, ast.Attribute) else None
             dotted = ast.unparse(func)
@@ -588,7 +638,9 @@ def _habits(nb: ResearchNotebook) -> list[Finding]:
                     )
                 )
             elif (
-                dotted.startswith(("np.random.", "numpy.random.", "random.")) and name in UNSEEDED
+                dotted.startswith(("np.random.", "numpy.random.", "random."))
+                and name in UNSEEDED
+                and not seeded  # np.random.seed(...) in this cell or an earlier one
             ) or (name == "default_rng" and not call.args and not call.keywords):
                 found.append(
                     Finding(
@@ -672,7 +724,7 @@ def lint_research(notebook: str | Path | ResearchNotebook) -> list[Finding]:
             "label it: preparation, processing or calculation",
         )
         for c in nb.cells
-        if c.stage is None and not display_only(c)
+        if c.stage is None and c.tree.body and not display_only(c)  # `df?` alone: nothing to label
     ]
     found = (
         _select_star(nb)
@@ -1185,27 +1237,27 @@ def _pipeline_source(nb: ResearchNotebook, blocks: list[Block], parameters: dict
     lines = [
         "def run_pipeline(stop_before: str | None = None, **overrides) -> dict:",
         '    "Run the drafted blocks in the notebook\'s order (in its folder); every hand-off: {block: {name: value}}."',
-        "    p = {**PARAMETERS, **overrides}",
-        "    values = {}",
+        "    _p = {**PARAMETERS, **overrides}  # underscored: a notebook's own `p` or `values` cannot clash",
+        "    _values = {}",
         "    with contextlib.chdir(RESEARCH.parent):  # the notebook's relative paths",
     ]
     for block in blocks:
         args = ", ".join(
-            f"{n}=p[{n!r}]" if block.origins[n] == "parameters" else f"{n}={n}"
+            f"{n}=_p[{n!r}]" if block.origins[n] == "parameters" else f"{n}={n}"
             for n in block.inputs
         )
-        lines.append(f"        if stop_before == {block.name!r}:\n            return values")
+        lines.append(f"        if stop_before == {block.name!r}:\n            return _values")
         outputs = block.outputs
         if len(outputs) > 1:  # a typed result: its fields are the hand-offs
-            lines.append(f"        result = {block.name}({args})")
-            lines.append(f"        {', '.join(outputs)} = result")
-            lines.append(f"        values[{block.name!r}] = result._asdict()")
+            lines.append(f"        _result = {block.name}({args})")
+            lines.append(f"        {', '.join(outputs)} = _result")
+            lines.append(f"        _values[{block.name!r}] = _result._asdict()")
         else:
             target = outputs[0] if outputs else "_"
             lines.append(f"        {target} = {block.name}({args})")
             shown = f"{{{outputs[0]!r}: {outputs[0]}}}" if outputs else "{}"
-            lines.append(f"        values[{block.name!r}] = {shown}")
-    lines.append("    return values")
+            lines.append(f"        _values[{block.name!r}] = {shown}")
+    lines.append("    return _values")
     return "\n".join(lines) + "\n"
 
 
@@ -1413,6 +1465,11 @@ class NotCompared:
     reason: str
 
 
+def _notebook_class(research: type, drafted: type) -> bool:
+    "The notebook's own class (rebuilt by value in `__main__`) and the draft's copy of it: one class in two places."
+    return research.__module__ == "__main__" and research.__qualname__ == drafted.__qualname__
+
+
 def _close(research, drafted) -> bool:
     return research == drafted or (research != research and drafted != drafted) or math.isclose(
         research, drafted, rel_tol=1e-9, abs_tol=1e-12
@@ -1460,7 +1517,10 @@ def difference(research, drafted, where: str = "", depth: int = 0) -> str | None
         elif isinstance(research, str | bytes | bool | int | complex | type(None) | np.generic):
             return None if research == drafted else f"{{at}}{{drafted!r}} != {{research!r}}"
         elif type(research) is not type(drafted):
-            return f"{{at}}a {{type(drafted).__name__}} where the notebook has a {{type(research).__name__}}"
+            if not _notebook_class(type(research), type(drafted)):
+                return f"{{at}}a {{type(drafted).__name__}} where the notebook has a {{type(research).__name__}}"
+            state = lambda v: tuple(v) if isinstance(v, tuple) else vars(v)  # noqa: E731
+            return difference(state(research), state(drafted), where, depth + 1)
         elif isinstance(research, dict):
             if list(research) != list(drafted):
                 return f"{{at}}keys {{list(drafted)[:10]}} != {{list(research)[:10]}}"

@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'drafted_lines', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -271,7 +271,7 @@ def _select_star(nb: ResearchNotebook) -> list[Finding]:
     "SELECT * reads, with the columns read from the result afterwards."
     findings = []
     for position, cell in enumerate(nb.cells):
-        for node in cell.tree.body:
+        for at, node in enumerate(cell.tree.body):
             if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
                 continue
             found = (
@@ -282,9 +282,7 @@ def _select_star(nb: ResearchNotebook) -> list[Finding]:
             if not match:
                 continue
             name = node.targets[0].id
-            after = ast.Module(
-                body=cell.tree.body[cell.tree.body.index(node) + 1 :], type_ignores=[]
-            )
+            after = ast.Module(body=cell.tree.body[at + 1 :], type_ignores=[])
             columns = _columns_read(name, [after, *(c.tree for c in nb.cells[position + 1 :])])
             shown = ", ".join(columns) if columns else "<the columns you need>"
             findings.append(
@@ -662,9 +660,17 @@ def _habits(nb: ResearchNotebook) -> list[Finding]:
     return found
 
 
-MAX_BLOCK_LINES = (
-    50  # a drafted function longer than this is cut at the researcher's cell boundaries
-)
+# a drafted function longer than this is cut at the researcher's cell boundaries
+MAX_BLOCK_LINES = 50
+
+
+def drafted_lines(cell: ResearchCell, helpers: set[str]) -> int:
+    "Lines the cell adds to its block's function (its module-level helpers leave it)."
+    return sum(
+        n.end_lineno - n.lineno + 1
+        for n in cell.tree.body
+        if getattr(n, "name", None) not in helpers
+    )
 
 
 def _long_cells(nb: ResearchNotebook) -> list[Finding]:
@@ -672,7 +678,7 @@ def _long_cells(nb: ResearchNotebook) -> list[Finding]:
     found = []
     for cell in nb.cells:
         defs = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
-        lines = sum(n.end_lineno - n.lineno + 1 for n in cell.tree.body if not isinstance(n, defs))
+        lines = drafted_lines(cell, {n.name for n in cell.tree.body if isinstance(n, defs)})
         if cell.stage and lines > MAX_BLOCK_LINES:
             found.append(
                 Finding(
@@ -845,15 +851,6 @@ def _inputs(statements: list[ast.stmt], defined: set[str], known: set[str]) -> l
         if body:
             found += _inputs(body, defined, known)
     return list(dict.fromkeys(found))
-
-
-def drafted_lines(cell: ResearchCell, helpers: set[str]) -> int:
-    "Lines the cell adds to its block's function (its module-level helpers leave it)."
-    return sum(
-        n.end_lineno - n.lineno + 1
-        for n in cell.tree.body
-        if getattr(n, "name", None) not in helpers
-    )
 
 
 def split_long(run: list[ResearchCell], helpers: set[str], limit: int = MAX_BLOCK_LINES) -> list:

@@ -99,6 +99,7 @@ bench: setup
 	$(BIN)/python bench/serve_start.py
 	$(BIN)/python bench/dask_cluster.py
 	$(BIN)/python bench/adaptive.py
+	$(BIN)/python bench/refactor.py
 	$(BIN)/irt-nb report --notebook adaptive-simulation --output-dir $(OUT)/bench/adaptive_simulation --overwrite --quiet
 	cp $(OUT)/bench/adaptive_simulation/simulation.json bench/results/adaptive_simulation.json
 	$(BIN)/python bench/plot.py

@@ -73,14 +73,33 @@ def lint_research_command(args: argparse.Namespace) -> int:
     for finding in findings:
         print(finding)
     print(f"{args.notebook}: {len(findings)} finding(s)")
-    return 1 if findings else 0
+    if not args.verify:
+        return 1 if findings else 0
+    from irt_nb.golden import NotebookFailed, verify_select_star
+
+    try:
+        check = verify_select_star(args.notebook, parameters=_parameters(args))
+    except NotebookFailed as e:
+        print(
+            f"irt-nb lint-research --verify: the notebook as written does not run: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    if not check.narrowed:
+        print("verify: no SELECT * with a fix to check")
+    for problem in check.comparison.differ:
+        print(f"verify: {problem}")
+    if check.narrowed and check.verified:
+        print(
+            f"verify: the notebook ran as written and with {'; '.join(check.narrowed)}: "
+            f"all {check.compared} hand-offs agree (frames on the columns kept)"
+        )
+    return 1 if findings or not check.verified else 0
 
 
-def refactor_command(args: argparse.Namespace) -> int:
-    "Draft module notebooks, drafted.py and a golden test from a stage-tagged research notebook."
+def _parameters(args: argparse.Namespace) -> dict:
+    "The `-p NAME VALUE` options as values: a Python literal where the text is one, else the text."
     import ast as _ast
-
-    from irt_nb.refactoring import draft_modules
 
     parameters = {}
     for name, value in args.parameter or []:
@@ -88,7 +107,14 @@ def refactor_command(args: argparse.Namespace) -> int:
             parameters[name] = _ast.literal_eval(value)
         except (ValueError, SyntaxError):
             parameters[name] = value  # a plain string
-    for path in draft_modules(args.notebook, args.out, parameters):
+    return parameters
+
+
+def refactor_command(args: argparse.Namespace) -> int:
+    "Draft module notebooks, drafted.py and a golden test from a stage-tagged research notebook."
+    from irt_nb.refactoring import draft_modules
+
+    for path in draft_modules(args.notebook, args.out, _parameters(args)):
         print(f"wrote {path}")
     print(
         f"next: run the golden test (python -m pytest {Path(args.out) / 'test_golden.py'}), fill in the TODOs, "
@@ -1100,6 +1126,12 @@ def _add_notebook_parsers(sub) -> None:
     p.set_defaults(run=check_sync_command)
     p = sub.add_parser("lint-research", help="smells of a research notebook, with cells and fixes")
     p.add_argument("notebook", type=Path)
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the notebook as written and with the narrowed SELECT * queries; compare the hand-offs",
+    )
+    _add_parameter_option(p, "a value for the notebook's parameters cell (with --verify)")
     p.set_defaults(run=lint_research_command)
     p = sub.add_parser(
         "refactor",

@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'GOLDEN_TEST', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'module_level_reads', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'POSITIONAL_COLUMNS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'QueryFix', 'select_star_fixes', 'module_level_reads', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -267,9 +267,37 @@ def _is_axes_call(call: ast.Call) -> bool:
     return isinstance(func, ast.Name) and func.id in {"plt", "ax", "axes", "fig", "sns"}
 
 # %% ../nbs/91_refactoring.ipynb #c8accb3f
+@dataclass(frozen=True)
+class QueryFix:
+    "A `SELECT *` of the notebook and the columns read from its result afterwards (what `--verify` runs)."
+
+    cell: int  # 1-based over all cells
+    name: str  # the frame the query makes
+    table: str
+    columns: tuple[str, ...]  # empty: none is read by name
+
+    @property
+    def query(self) -> str:
+        return f"SELECT {', '.join(self.columns)} FROM {self.table}"
+
+
 def _select_star(nb: ResearchNotebook) -> list[Finding]:
     "SELECT * reads, with the columns read from the result afterwards."
-    findings = []
+    return [
+        Finding(
+            fix.cell,
+            "select-star",
+            f"{fix.name} = SELECT * FROM {fix.table}",
+            (fix.query if fix.columns else f"SELECT <the columns you need> FROM {fix.table}")
+            + f" (the columns read from {fix.name} afterwards)",
+        )
+        for fix in select_star_fixes(nb)
+    ]
+
+
+def select_star_fixes(nb: ResearchNotebook) -> list[QueryFix]:
+    "Each `name = <a SELECT * query>` of the notebook, with the columns read from `name` afterwards."
+    fixes = []
     for position, cell in enumerate(nb.cells):
         for at, node in enumerate(cell.tree.body):
             if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
@@ -284,16 +312,8 @@ def _select_star(nb: ResearchNotebook) -> list[Finding]:
             name = node.targets[0].id
             after = ast.Module(body=cell.tree.body[at + 1 :], type_ignores=[])
             columns = _columns_read(name, [after, *(c.tree for c in nb.cells[position + 1 :])])
-            shown = ", ".join(columns) if columns else "<the columns you need>"
-            findings.append(
-                Finding(
-                    cell.number,
-                    "select-star",
-                    f"{name} = SELECT * FROM {match[1]}",
-                    f"SELECT {shown} FROM {match[1]} (the columns read from {name} afterwards)",
-                )
-            )
-    return findings
+            fixes.append(QueryFix(cell.number, name, match[1], tuple(columns)))
+    return fixes
 
 
 def _strings(nodes) -> list[str]:
@@ -376,6 +396,25 @@ def _aliases(statement: ast.stmt, roots: set[str]) -> set[str]:
     return roots
 
 
+POSITIONAL_COLUMNS = {  # methods whose positional strings are column names (others: `agg("mean")`)
+    *("groupby", "sort_values", "set_index", "pivot", "pivot_table", "melt", "drop"),
+    *("drop_duplicates", "duplicated", "value_counts", "nlargest", "nsmallest", "get", "pop"),
+    *("explode", "filter"),
+}
+
+
+def _expression_names(expressions: list[str]) -> list[str]:
+    "The names a `query`/`eval` expression reads (`@local` variables and unparsable text left out)."
+    names = []
+    for text in expressions:
+        try:
+            tree = ast.parse(re.sub(r"@\w+", "0", text), mode="eval")
+        except SyntaxError:
+            continue
+        names += [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    return names
+
+
 def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
     """Columns read from DataFrame `name`, directly or through frames made from it (row filters, copies,
     groups): `.col`, `['col']`, `[['a', 'b']]`, method arguments. A column assigned before any read is new."""
@@ -411,13 +450,17 @@ def _columns_read(name: str, trees: list[ast.AST]) -> list[str]:
                         and isinstance(node.func, ast.Attribute)
                         and _rooted(node.func.value, roots)
                     ):
+                        method = node.func.attr
+                        positional = node.args if method in POSITIONAL_COLUMNS else []
                         for arg in [
-                            *node.args,
+                            *positional,
                             *(k.value for k in node.keywords if k.arg in COLUMN_KEYWORDS),
-                        ]:  # df.pivot(index="a"), groupby(["a"])
+                        ]:  # df.pivot(index="a"), groupby(["a"]); not agg("mean"), resample("D")
                             read += _strings(
                                 arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg]
                             )
+                        if method in {"query", "eval"}:  # the names of the expression
+                            read += _expression_names(_strings(node.args[:1]))
             roots = _aliases(statement, roots)
     return [c for c in dict.fromkeys(read) if c not in created and c.isidentifier()]
 
@@ -1392,181 +1435,6 @@ def pipeline_notebook(nb: ResearchNotebook, blocks: list[Block], parameters: dic
     )
 
 
-GOLDEN_TEST = '''"""Golden test drafted by `irt-nb refactor`: the research notebook and the drafted pipeline agree on every hand-off."""
-
-import dis
-import math
-import pickle
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-
-import nbformat
-import numpy as np
-import pandas as pd
-import papermill as pm
-
-sys.path.insert(0, str(Path(__file__).parent))
-from drafted import PARAMETERS, RESEARCH, run_pipeline  # noqa: E402
-
-HANDOFFS = {handoffs!r}  # block -> the names it hands over
-LAST_CELL = {ends!r}  # block -> its last cell in the research notebook (0-based)
-
-
-def research_values(folder: Path) -> dict:
-    "Each block's hand-offs, captured in a real kernel right after the block's last cell (before any later change)."
-    nb = nbformat.read(RESEARCH, as_version=4)
-    for block, end in sorted(LAST_CELL.items(), key=lambda kv: -kv[1]):
-        capture = CAPTURE.format(path=str(folder / (block + ".pkl")), names=HANDOFFS[block])
-        nb.cells.insert(end + 1, nbformat.v4.new_code_cell(capture))
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    if PARAMETERS and tagged:  # as Python literals (papermill would pass a tuple as its string)
-        chosen = "\\n".join(f"{{name}} = {{value!r}}" for name, value in PARAMETERS.items())
-        nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell("# the golden test's parameters\\n" + chosen))
-    copy = folder / RESEARCH.name
-    nbformat.write(nb, copy)
-    pm.execute_notebook(str(copy), str(folder / ("executed_" + RESEARCH.name)),
-                        cwd=str(RESEARCH.parent), kernel_name="python3", progress_bar=False)
-    values = {{}}
-    for block in HANDOFFS:
-        dumped, why = pickle.loads((folder / (block + ".pkl")).read_bytes())
-        values[block] = {{}}
-        for name in HANDOFFS[block]:
-            try:
-                values[block][name] = pickle.loads(dumped[name]) if name in dumped else NotCompared(why[name])
-            except Exception as e:  # noqa: BLE001 - a value this process cannot rebuild is reported, not compared
-                values[block][name] = NotCompared(f"cannot be loaded here: {{type(e).__name__}}: {{e}}")
-    return values
-
-
-CAPTURE = """import pickle as _pickle
-try:
-    import cloudpickle as _by_value  # functions and classes of the notebook, by value
-except ImportError:
-    _by_value = _pickle
-_dumped, _why = {{{{}}}}, {{{{}}}}
-for _n in {{names!r}}:
-    try:
-        _dumped[_n] = _by_value.dumps(globals()[_n])
-    except Exception as _e:
-        _why[_n] = f"cannot be pickled: {{{{type(_e).__name__}}}}: {{{{_e}}}}"
-with open({{path!r}}, "wb") as _f:
-    _pickle.dump((_dumped, _why), _f)
-[globals().pop(_v, None) for _v in ("_pickle", "_by_value", "_dumped", "_why", "_n", "_f", "_e")]"""
-
-
-@dataclass
-class NotCompared:
-    "A hand-off the golden test could not compare, and why."
-
-    reason: str
-
-
-def _notebook_class(research: type, drafted: type) -> bool:
-    "The notebook's own class (rebuilt by value in `__main__`) and the draft's copy of it: one class in two places."
-    return research.__module__ == "__main__" and research.__qualname__ == drafted.__qualname__
-
-
-def _close(research, drafted) -> bool:
-    return research == drafted or (research != research and drafted != drafted) or math.isclose(
-        research, drafted, rel_tol=1e-9, abs_tol=1e-12
-    )
-
-
-SKIPPED_OPS = {{"RESUME", "COPY_FREE_VARS", "MAKE_CELL", "PUSH_NULL", "CACHE", "NOP", "PRECALL"}}
-LOAD_OPS = {{"LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME", "LOAD_FAST", "LOAD_CLOSURE", "LOAD_CLASSDEREF"}}
-
-
-def _code_signature(function) -> tuple:
-    "A function's name, arguments and instructions, with a variable read the same wherever it lives (a notebook global is a closure variable in a draft)."
-    jumps = set(dis.hasjrel) | set(dis.hasjabs)
-    ops = tuple(
-        (
-            "LOAD" if i.opname in LOAD_OPS else i.opname,
-            None if i.opcode in jumps or not isinstance(i.argval, str | int | float | bool | None) else i.argval,
-        )
-        for i in dis.get_instructions(function)
-        if i.opname not in SKIPPED_OPS
-    )
-    code = function.__code__
-    return function.__name__, code.co_varnames[: code.co_argcount], ops
-
-
-def difference(research, drafted, where: str = "", depth: int = 0) -> str | None:
-    "What differs between two values (None when they agree), by value: never by identity."
-    at = f"{{where}}: " if where else ""
-    if isinstance(research, NotCompared):
-        return None
-    try:
-        if isinstance(research, pd.DataFrame):
-            pd.testing.assert_frame_equal(drafted, research)
-        elif isinstance(research, pd.Series):
-            pd.testing.assert_series_equal(drafted, research)
-        elif isinstance(research, pd.Index):
-            pd.testing.assert_index_equal(drafted, research)
-        elif isinstance(research, np.ndarray):
-            if research.dtype.kind in "fc":
-                np.testing.assert_allclose(drafted, research, rtol=1e-9, atol=1e-12, equal_nan=True)
-            else:
-                np.testing.assert_array_equal(drafted, research)
-        elif isinstance(research, float | np.floating) and isinstance(drafted, int | float | np.number):
-            return None if _close(float(research), float(drafted)) else f"{{at}}{{drafted!r}} != {{research!r}}"
-        elif isinstance(research, str | bytes | bool | int | complex | type(None) | np.generic):
-            return None if research == drafted else f"{{at}}{{drafted!r}} != {{research!r}}"
-        elif type(research) is not type(drafted):
-            if not _notebook_class(type(research), type(drafted)):
-                return f"{{at}}a {{type(drafted).__name__}} where the notebook has a {{type(research).__name__}}"
-            state = lambda v: tuple(v) if isinstance(v, tuple) else vars(v)  # noqa: E731
-            return difference(state(research), state(drafted), where, depth + 1)
-        elif isinstance(research, dict):
-            if list(research) != list(drafted):
-                return f"{{at}}keys {{list(drafted)[:10]}} != {{list(research)[:10]}}"
-            return next(filter(None, (difference(research[k], drafted[k], f"{{where}}[{{k!r}}]", depth + 1) for k in research)), None)
-        elif isinstance(research, list | tuple):
-            if len(research) != len(drafted):
-                return f"{{at}}length {{len(drafted)}} != {{len(research)}}"
-            return next(filter(None, (difference(r, d, f"{{where}}[{{i}}]", depth + 1) for i, (r, d) in enumerate(zip(research, drafted)))), None)
-        elif isinstance(research, set | frozenset):
-            return None if research == drafted else f"{{at}}{{sorted(drafted ^ research, key=repr)[:5]}} in one set only"
-        elif callable(research) and hasattr(research, "__code__"):  # a function: by name and code
-            same = _code_signature(research) == _code_signature(drafted)
-            return None if same else f"{{at}}function {{drafted.__name__}} is not the notebook's {{research.__name__}}"
-        elif depth > 8:
-            return None
-        elif hasattr(research, "get_params") and hasattr(research, "fit"):  # a scikit-learn estimator
-            fitted = lambda m: {{k: v for k, v in vars(m).items() if k.endswith("_") and not k.startswith("_")}}  # noqa: E731
-            return difference(research.get_params(deep=False), drafted.get_params(deep=False), f"{{where}}.get_params()", depth + 1) or difference(
-                fitted(research), fitted(drafted), f"{{where}}.fitted" if where else "fitted", depth + 1
-            )
-        elif hasattr(research, "params") and hasattr(research, "model"):  # a statsmodels result
-            stats = lambda r: {{k: getattr(r, k) for k in ("params", "bse", "llf", "nobs") if hasattr(r, k)}}  # noqa: E731
-            return difference(stats(research), stats(drafted), where, depth + 1)
-        elif type(research).__eq__ is not object.__eq__:
-            return None if bool(research == drafted) else f"{{at}}{{drafted!r}} != {{research!r}}"
-        elif hasattr(research, "__dict__"):  # any other object: its attributes, recursively
-            return difference(vars(research), vars(drafted), f"{{where}}.__dict__", depth + 1)
-        else:
-            return None
-    except (AssertionError, TypeError, ValueError, AttributeError) as e:
-        return at + (str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-    return None
-
-
-def test_every_handoff_agrees(tmp_path):
-    research = research_values(tmp_path)
-    drafted = run_pipeline()
-    differ = [
-        f"{{block}} -> {{name}}: {{problem}}"
-        for block, names in HANDOFFS.items()  # in the notebook's order: the first line is the first block that differs
-        for name in names
-        if (problem := difference(research[block][name], drafted[block][name]))
-    ]
-    skipped = [f"{{b}} -> {{n}}: not compared ({{v.reason}})" for b, vs in research.items() for n, v in vs.items() if isinstance(v, NotCompared)]
-    print("\\n".join(skipped))
-    assert not differ, "hand-offs that differ (first block first):\\n" + "\\n".join(differ)
-'''
-
-
 def draft_modules(
     notebook: str | Path,  # a stage-tagged research notebook
     out: str | Path,  # folder for the drafts, drafted.py and test_golden.py
@@ -1574,6 +1442,7 @@ def draft_modules(
     | None = None,  # overrides of the notebook's parameters (the golden test uses them)
 ) -> list[Path]:
     "Write one draft module notebook per block, drafted.py and test_golden.py; the paths written."
+    from irt_nb.golden import golden_test
     from irt_nb.model_file import write_atomic
     from irt_nb.workbench import notebook_text
 
@@ -1605,7 +1474,5 @@ def draft_modules(
     written.append(write_atomic(out / "drafted.py", drafted_module(nb, blocks, chosen)))
     handoffs = {b.name: b.outputs for b in blocks}
     ends = {b.name: b.cells[-1].number - 1 for b in blocks}
-    written.append(
-        write_atomic(out / "test_golden.py", GOLDEN_TEST.format(handoffs=handoffs, ends=ends))
-    )
+    written.append(write_atomic(out / "test_golden.py", golden_test(handoffs, ends)))
     return written

@@ -256,8 +256,33 @@ def test_suggested_labels_of_an_untagged_notebook_match_the_researchers(tmp_path
     assert labels(tagged) == labels(RESEARCH["heart"]), suggested.stdout
 
 
-def test_the_select_star_fix_lists_every_column_the_notebook_reads():
-    "kwh is read through `daytime.groupby([...]).kwh` (daytime: a row filter of readings), weather.day before it is reassigned."
+def test_the_select_star_fix_lists_every_column_the_notebook_reads(data_options, tmp_path):
+    """kwh is read through `daytime.groupby([...]).kwh` (daytime: a row filter of readings), weather.day
+    before it is reassigned; --verify runs the notebook both ways and finds every hand-off the same."""
     linted = run("irt-nb", "lint-research", str(RESEARCH["meters"]))
     assert "fix: SELECT ts, kwh, meter FROM readings" in linted.stdout, linted.stdout
     assert "fix: SELECT day, temp_c FROM weather" in linted.stdout, linted.stdout
+    verified = run(
+        "irt-nb", "lint-research", str(RESEARCH["meters"]), "--verify", *data_options["meters"]
+    )
+    assert verified.returncode == 1, verified.stderr  # findings remain: the fix is not applied
+    assert "all 6 hand-offs agree (frames on the columns kept)" in verified.stdout, verified.stdout
+    hidden = tmp_path / "hidden.ipynb"  # kwh chosen through a variable: invisible to lint
+    nb = json.loads(RESEARCH["meters"].read_text())
+    for cell in nb["cells"]:
+        source = "".join(cell["source"]).replace(".kwh.sum()", "[column].sum()")
+        source = source.replace("daytime.kwh", "daytime[column]")
+        cell["source"] = source.replace(
+            "#| stage processing\n", "#| stage processing\ncolumn = 'kwh'\n"
+        )
+    hidden.write_text(json.dumps(nb))
+    caught = run("irt-nb", "lint-research", str(hidden), "--verify", *data_options["meters"])
+    assert caught.returncode == 1
+    assert "verify: with the narrowed queries the notebook stops at cell" in caught.stdout, (
+        caught.stdout
+    )
+    # cell 6 raises KeyError 'kwh' under %%capture, which swallows errors as Jupyter does: the run
+    # stops at the next cell, the one a researcher would see fail
+    assert "stops at cell 7: NameError: name 'daily' is not defined" in caught.stdout, caught.stdout
+    broken = run("irt-nb", "lint-research", str(RESEARCH["meters"]), "--verify")  # no database
+    assert broken.returncode == 2 and "does not run: meter_readings.ipynb: cell" in broken.stderr

@@ -284,5 +284,8 @@ def test_the_select_star_fix_lists_every_column_the_notebook_reads(data_options,
     # cell 6 raises KeyError 'kwh' under %%capture, which swallows errors as Jupyter does: the run
     # stops at the next cell, the one a researcher would see fail
     assert "stops at cell 7: NameError: name 'daily' is not defined" in caught.stdout, caught.stdout
-    broken = run("irt-nb", "lint-research", str(RESEARCH["meters"]), "--verify")  # no database
+    alone = tmp_path / "alone" / RESEARCH["meters"].name  # its default database is not there
+    alone.parent.mkdir()
+    alone.write_text(RESEARCH["meters"].read_text())
+    broken = run("irt-nb", "lint-research", str(alone), "--verify")
     assert broken.returncode == 2 and "does not run: meter_readings.ipynb: cell" in broken.stderr

@@ -39,17 +39,10 @@ BIN = Path(sys.executable).parent
 PEERS = ROOT / "bench/.peers/soorgeon"
 PEER_PINS = ["soorgeon==0.0.20", "ploomber==0.23.3"]
 NOTEBOOK_LIBRARIES = ["numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "matplotlib"]
-NOTEBOOKS = {
-    "irt": ROOT / "nbs/research/2pl_calibration.ipynb",
-    "timeseries": ROOT / "tests/research/timeseries_regression.ipynb",
-    "classification": ROOT / "tests/research/classification.ipynb",
-    "heart": ROOT / "tests/research/heart_study.ipynb",
-    "survey": ROOT / "tests/research/survey_scores.ipynb",
-    "trial": ROOT / "tests/research/trial_outcomes.ipynb",
-    "meters": ROOT / "tests/research/meter_readings.ipynb",
-    "parcels": ROOT / "tests/research/parcel_kinds.ipynb",
-    "growth": ROOT / "tests/research/growth_curves.ipynb",
-}
+sys.path.insert(0, str(ROOT / "tests"))
+from test_refactoring import RESEARCH as NOTEBOOKS  # noqa: E402  (the notebooks the tests refactor)
+from test_refactoring import meters_database  # noqa: E402
+
 TIMEOUT = 900  # seconds for one step
 
 
@@ -97,7 +90,7 @@ def step(command: list[str], cwd: Path) -> dict:
     return result
 
 
-def prepared_copy(name: str, source: Path, folder: Path, parameters: dict) -> Path:
+def prepared_copy(source: Path, folder: Path, parameters: dict) -> Path:
     "The notebook in a copy of its folder (its data beside it), with `parameters` written into its parameters cell."
     shutil.copytree(
         source.parent, folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.html")
@@ -203,9 +196,6 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(NOTEBOOKS), help="some notebooks only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/refactor.json")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_refactoring import meters_database
-
     from irt_nb.preparation import create_sample_database
 
     peers = peer_environment()
@@ -219,10 +209,8 @@ def main() -> None:
     rows = {}
     for name in args.only or NOTEBOOKS:
         print(f"{name}: irt_nb ...", end=" ", flush=True)
-        ours = prepared_copy(name, NOTEBOOKS[name], work / name / "irt_nb", databases.get(name, {}))
-        theirs = prepared_copy(
-            name, NOTEBOOKS[name], work / name / "soorgeon", databases.get(name, {})
-        )
+        ours = prepared_copy(NOTEBOOKS[name], work / name / "irt_nb", databases.get(name, {}))
+        theirs = prepared_copy(NOTEBOOKS[name], work / name / "soorgeon", databases.get(name, {}))
         rows[name] = {"irt_nb": run_irt_nb(ours, ours.parent)}
         print(
             f"{'passed' if rows[name]['irt_nb']['passed'] else 'failed'} "

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections import deque
@@ -157,6 +158,7 @@ def worker_threads() -> int:
 
 
 _blas = {"lock": threading.Lock(), "depth": 0, "limiter": None, "controller": None}
+_END = object()  # marks an exhausted iterator in `map_chunks`
 
 
 @contextmanager
@@ -184,12 +186,15 @@ def one_blas_thread():
 def map_chunks(work: Callable, chunks: Iterable, threads: int | None = None) -> Iterator:
     "`work(chunk)` for each chunk, yielded in chunk order, on `threads` threads (default `worker_threads()`); call it inside `one_blas_thread()`."
     threads = threads or worker_threads()
-    if threads == 1:
+    chunks = iter(chunks)
+    first, second = next(chunks, _END), next(chunks, _END)
+    if threads == 1 or second is _END:  # one chunk (a small group, a DIF fit): no pool to start
+        yield from map(work, (c for c in (first, second) if c is not _END))
         yield from map(work, chunks)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="irt-nb-estep") as pool:
         pending = deque()
-        for chunk in chunks:
+        for chunk in itertools.chain((first, second), chunks):
             pending.append(pool.submit(work, chunk))
             if len(pending) >= 2 * threads:  # bounded: chunks made on the fly are not all held
                 yield pending.popleft().result()

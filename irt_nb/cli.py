@@ -12,7 +12,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .item_models import MODELS
 from irt_nb.workbench import (
     configured_stages,
     read_notebook,
@@ -22,7 +21,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -770,12 +769,16 @@ def dif_command(args: argparse.Namespace) -> int:
 
 
 def _add_link_parser(sub) -> None:
-    from irt_nb.linking import METHODS
-
     p = sub.add_parser("link", help="put a new model on an old model's scale through common items")
     p.add_argument("old", help="the model file whose scale is kept")
     p.add_argument("new", help="the model file to put on it")
-    p.add_argument("--method", choices=METHODS, default="stocking-lord")
+    p.add_argument(
+        "--method",
+        choices=LazyChoices("irt_nb.linking", "METHODS"),
+        default="stocking-lord",
+        metavar="METHOD",
+        help="%(choices)s (default %(default)s)",
+    )
     p.add_argument(
         "--out", required=True, help="the linked model file (with its constants and anchors)"
     )
@@ -810,6 +813,28 @@ def _add_dif_parser(sub) -> None:
     p.set_defaults(run=dif_command)
 
 # %% ../nbs/99_cli.ipynb #8adf941e
+class LazyChoices:
+    """The choices of an option, read from `module.name` only when argparse checks a value or prints help.
+
+    `irt-nb lint-research` and the git filter `clean-nb` need neither numpy nor pandas: building the
+    parser must not import the modules that hold the names of the item models and linking methods.
+    Give the option a `metavar`: without one, argparse lists the choices as it builds the parser."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def _names(self) -> tuple[str, ...]:
+        import importlib
+
+        return tuple(getattr(importlib.import_module(self.module), self.name))
+
+    def __contains__(self, value) -> bool:
+        return value in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     "Where the answers are and how to read them (`fit` and `score`)."
     p.add_argument(
@@ -839,7 +864,13 @@ def _add_fit_parser(sub) -> None:
         "fit", help="calibrate items from a file, URL or database; write a model JSON"
     )
     _add_data_options(p)
-    p.add_argument("--model", choices=MODELS, default="2pl")
+    p.add_argument(
+        "--model",
+        choices=LazyChoices("irt_nb.item_models", "MODELS"),
+        default="2pl",
+        metavar="MODEL",
+        help="item model: %(choices)s (default %(default)s)",
+    )
     p.add_argument("--quadrature", type=int, default=61, help="Gauss-Hermite points")
     p.add_argument(
         "--tol", type=float, default=1e-6, help="largest parameter change at convergence"

@@ -9,9 +9,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .item_models import MODELS
-from .model_file import write_atomic
-
 # %% auto #0
 __all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'SIMULATION_REPORT', 'NOTEBOOKS', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
@@ -26,7 +23,9 @@ NOTEBOOKS = {
     "calibration": CALIBRATION_REPORT,
     "adaptive-simulation": SIMULATION_REPORT,
 }  # irt-nb report --notebook
-CHOICES = {"model": MODELS}
+CHOICES = {
+    "model": ("irt_nb.item_models", "MODELS")
+}  # parameter -> where its allowed values are (imported when checked)
 MINIMUMS = {"n_quadrature": 5, "min_item_responses": 1, "min_person_responses": 1}
 
 
@@ -58,9 +57,10 @@ def check_parameters(values: dict, notebook: str | Path = CALIBRATION_REPORT) ->
         except (TypeError, ValueError):
             problems.append(f"parameter {name!r} must be {kind}, got {value!r}")
             continue
-        if name in CHOICES and checked[name] not in CHOICES[name]:
+        allowed = _choices(name)
+        if allowed and checked[name] not in allowed:
             problems.append(
-                f"parameter {name!r} must be one of {list(CHOICES[name])}, got {checked[name]!r}"
+                f"parameter {name!r} must be one of {list(allowed)}, got {checked[name]!r}"
             )
         if name in MINIMUMS and checked[name] < MINIMUMS[name]:
             problems.append(
@@ -69,6 +69,16 @@ def check_parameters(values: dict, notebook: str | Path = CALIBRATION_REPORT) ->
     if problems:
         raise ValueError("; ".join(problems) + f" (the report takes: {', '.join(declared)})")
     return checked
+
+
+def _choices(name: str) -> tuple:
+    "The values a parameter may take (empty: any). Imported here: `irt-nb` builds its parser without numpy."
+    import importlib
+
+    if name not in CHOICES:
+        return ()
+    module, attribute = CHOICES[name]
+    return tuple(getattr(importlib.import_module(module), attribute))
 
 
 def _convert(value, kind: str):
@@ -117,6 +127,8 @@ def render_html(notebook: Path) -> Path:
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
     )
+    from irt_nb.model_file import write_atomic
+
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     return write_atomic(notebook.with_suffix(".html"), body)
 

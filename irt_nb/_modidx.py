@@ -761,6 +761,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'irt_nb.workbench.leading_directives': ('workbench.html#leading_directives', 'irt_nb/workbench.py'),
                                   'irt_nb.workbench.module_order_problems': ('workbench.html#module_order_problems', 'irt_nb/workbench.py'),
                                   'irt_nb.workbench.notebook_text': ('workbench.html#notebook_text', 'irt_nb/workbench.py'),
+                                  'irt_nb.workbench.private_kernel': ('workbench.html#private_kernel', 'irt_nb/workbench.py'),
                                   'irt_nb.workbench.read_notebook': ('workbench.html#read_notebook', 'irt_nb/workbench.py'),
                                   'irt_nb.workbench.stage_handoffs': ('workbench.html#stage_handoffs', 'irt_nb/workbench.py'),
                                   'irt_nb.workbench.stage_problems': ('workbench.html#stage_problems', 'irt_nb/workbench.py'),

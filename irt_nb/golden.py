@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .workbench import private_kernel
+
 # %% auto #0
 __all__ = ['CAPTURE', 'SKIPPED_OPS', 'LOAD_OPS', 'GOLDEN_TEST', 'NotCompared', 'NotebookFailed', 'capture_handoffs', 'difference', 'Comparison', 'compare_handoffs', 'golden_test', 'QueryCheck', 'verify_select_star']
 
@@ -98,13 +100,15 @@ def capture_handoffs(
     copy = folder / notebook.name
     nbformat.write(nb, copy)
     try:
-        pm.execute_notebook(
-            str(copy),
-            str(folder / f"executed_{notebook.name}"),
-            cwd=str(notebook.parent),
-            kernel_name="python3",
-            progress_bar=False,
-        )
+        with private_kernel() as kernel:  # IPC sockets: no port race with other kernels starting
+            pm.execute_notebook(
+                str(copy),
+                str(folder / f"executed_{notebook.name}"),
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                **kernel,
+            )
     except pm.PapermillExecutionError as e:
         at = origin[e.cell_index] if e.cell_index < len(origin) else None
         cell = "a cell the golden test added" if at is None else at + 1

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .workbench import private_kernel
+
 # %% auto #0
 __all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'SIMULATION_REPORT', 'NOTEBOOKS', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
@@ -174,14 +176,16 @@ def run_report(
         f".{executed.stem}.running.ipynb"
     )  # renamed into place, failed or not
     try:
-        pm.execute_notebook(
-            str(notebook),
-            str(running),
-            parameters=checked,
-            kernel_name=_kernel_name(),
-            cwd=os.getcwd(),
-            progress_bar=progress,
-        )
+        with private_kernel() as kernel:  # IPC sockets: no port race with other kernels starting
+            pm.execute_notebook(
+                str(notebook),
+                str(running),
+                parameters=checked,
+                kernel_name=_kernel_name(),
+                cwd=os.getcwd(),
+                progress_bar=progress,
+                **kernel,
+            )
     except pm.PapermillExecutionError as e:
         os.replace(running, executed)
         return ReportRun(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,11 +15,12 @@ import sys
 import tempfile
 import tomllib
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DIRECTIVE_RE', 'EXPORT_DIRECTIVES', 'UNTAGGED', 'SYNCED', 'read_notebook', 'cell_source', 'leading_directives', 'StagedCell', 'staged_cells', 'configured_stages', 'cell_stage_problems', 'module_order_problems', 'stage_problems', 'stage_handoffs', 'stage_summary', 'clean_notebook', 'notebook_text', 'sync_problems', 'environment_problems']
+__all__ = ['DIRECTIVE_RE', 'EXPORT_DIRECTIVES', 'UNTAGGED', 'SYNCED', 'read_notebook', 'cell_source', 'leading_directives', 'StagedCell', 'staged_cells', 'configured_stages', 'cell_stage_problems', 'module_order_problems', 'stage_problems', 'stage_handoffs', 'stage_summary', 'clean_notebook', 'notebook_text', 'sync_problems', 'environment_problems', 'private_kernel']
 
 # %% ../nbs/90_workbench.ipynb #22386058
 DIRECTIVE_RE = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*(.*?)\s*$")  # nbdev accepts `#|` and `# |`
@@ -364,3 +366,16 @@ def environment_problems(
         if locked.get(name) != version
     ]
     return problems
+
+# %% ../nbs/90_workbench.ipynb #7d1e0f05
+@contextmanager
+def private_kernel(prefix: str = "irt-nb-kernel-"):
+    "papermill options (`pm.execute_notebook(..., **options)`) for a kernel on IPC sockets in a private temporary folder."
+    if os.name != "posix":  # no Unix sockets: TCP as before
+        yield {}
+        return
+    from traitlets.config import Config
+
+    short = "/tmp" if Path("/tmp").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=short) as folder:
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": f"{folder}/kernel"}})}

@@ -21,7 +21,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -835,12 +835,13 @@ class LazyChoices:
         return iter(self._names())
 
 
-def _add_data_options(p: argparse.ArgumentParser) -> None:
-    "Where the answers are and how to read them (`fit` and `score`)."
-    p.add_argument(
-        "source",
-        help="CSV/Parquet path or URL (s3://...), or database URL (sqlite:///..., postgresql+psycopg://...)",
-    )
+def _add_data_options(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    "Where the answers are and how to read them (`fit` and `score`; `score-table` takes them as `--data`)."
+    where = "CSV/Parquet path or URL (s3://...), or database URL (sqlite:///..., postgresql+psycopg://...)"
+    if optional:
+        p.add_argument("--data", dest="source", metavar="SOURCE", help=f"answers: {where}")
+    else:
+        p.add_argument("source", help=where)
     p.add_argument(
         "--wide",
         action="store_true",
@@ -1213,10 +1214,136 @@ def build_parser() -> argparse.ArgumentParser:
         _add_monitor_parser,
         _add_link_parser,
         _add_dif_parser,
+        _add_score_table_parser,
     ):
         add(sub)
     _add_notebook_parsers(sub)
     return parser
+
+# %% ../nbs/99_cli.ipynb #c2178ac8
+def _classification_summary(found) -> dict:
+    return {
+        "cuts_theta": found.cuts,
+        "accuracy": found.accuracy,
+        "consistency": found.consistency,
+        "at_cuts": found.at_cuts.to_dict(orient="records"),
+    }
+
+
+def score_table_command(args: argparse.Namespace) -> int:
+    "Write the summed-score table, the conversion and information tables and TABLE.json (reliability, classification)."
+    from irt_nb.model_file import load_model, write_atomic
+    from irt_nb.pipeline import read_grouped, write_table
+    from irt_nb.score_tables import (
+        ReportingScale,
+        information_curve,
+        lee_classification,
+        rudner_classification,
+        score_table,
+    )
+    from irt_nb.scoring import align_responses, score_persons
+
+    model = load_model(args.model)
+    bounds = dict(round_to=args.round_to, lowest=args.lowest, highest=args.highest)
+    if args.scale is None and any(v is not None for v in bounds.values()) or args.cut_on == "scale":
+        if args.scale is None:
+            raise ValueError("--round, --lowest, --highest and --cut-on scale need --scale")
+    scale = ReportingScale.parse(args.scale, **bounds) if args.scale else None
+    codes = None
+    if args.source:
+        matrix, _ = read_grouped(args.source, None, args.attempt_policy, **_read_options(args))
+        codes, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
+        if unknown:
+            raise ValueError(
+                f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}"
+            )
+    result = score_table(model, codes, scale=scale)
+    out = Path(args.out)
+    stem = out.with_suffix("")
+    written = [write_table(result.table, out)]
+    curve = information_curve(model, scale=scale)
+    written.append(write_table(curve, f"{stem}_information.csv"))
+    if scale is not None:
+        written.append(write_table(result.conversion(), f"{stem}_conversion.csv"))
+    summary = {
+        "model": str(args.model),
+        "n_items": len(model.item_ids),
+        "reliability": result.reliability,
+        "scale": None if scale is None else asdict(scale),
+        "persons_with_every_answer": result.n_complete,
+        "persons_with_a_missing_answer": result.n_incomplete,
+    }
+    print(
+        f"{len(model.item_ids)} items: summed scores 0..{len(model.item_ids)}, reliability {result.reliability:.3f}"
+    )
+    if args.cut:
+        cuts = list(scale.to_theta(args.cut)) if args.cut_on == "scale" else list(args.cut)
+        summary["cuts"] = {"given": args.cut, "on": args.cut_on}
+        lee = lee_classification(model, cuts)
+        summary["classification_summed_scores"] = _classification_summary(lee)
+        print(
+            f"summed scores at cuts {args.cut}: accuracy {lee.accuracy:.3f}, consistency {lee.consistency:.3f}"
+        )
+        if codes is not None:
+            scores = score_persons(model, codes, "eap")
+            rudner = rudner_classification(scores.theta, scores.se, cuts)
+            summary["classification_pattern_scores"] = _classification_summary(rudner)
+            print(f"pattern scores of the {len(codes)} students: accuracy {rudner.accuracy:.3f}")
+    if result.n_incomplete:
+        print(
+            f"{result.n_incomplete} student(s) with a missing answer have no full-test sum: not counted"
+        )
+    written.append(write_atomic(f"{stem}.json", json.dumps(summary, indent=1)))
+    written += _information_plot(curve, f"{stem}.png")
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+def _information_plot(curve, path: str) -> list:
+    "The information and SEM curve as a PNG, when matplotlib is installed (the [report] extra)."
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install 'irt_nb[report]')")
+        return []
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(curve.theta, curve.information, label="test information")
+    ax.set_xlabel("θ")
+    ax.set_ylabel("information")
+    sem = ax.twinx()
+    sem.plot(curve.theta, curve["sem"], color="tab:red", label="SEM")
+    sem.set_ylabel("standard error of measurement")
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [Path(path)]
+
+
+def _add_score_table_parser(sub) -> None:
+    p = sub.add_parser(
+        "score-table",
+        help="summed-score conversion table, reliability, reporting scale and classification accuracy",
+    )
+    p.add_argument("model", type=Path, help="model file written by `irt-nb fit` or `irt-nb report`")
+    _add_data_options(p, optional=True)
+    p.add_argument("--out", required=True, help="the table: .csv, .parquet or .jsonl")
+    p.add_argument(
+        "--scale", metavar="FORMULA", help='reporting scale, linear in theta: "500 + 100*theta"'
+    )
+    p.add_argument(
+        "--round", dest="round_to", type=float, help="round scale scores to a multiple of this"
+    )
+    p.add_argument("--lowest", type=float, help="lowest obtainable scale score")
+    p.add_argument("--highest", type=float, help="highest obtainable scale score")
+    p.add_argument("--cut", type=float, action="append", help="a cut score (repeatable)")
+    p.add_argument(
+        "--cut-on", choices=["theta", "scale"], default="theta", help="what the cuts are on"
+    )
+    p.set_defaults(run=score_table_command)
 
 # %% ../nbs/99_cli.ipynb #7d1e0e04
 EXTRAS = {  # module that may be missing -> the extra that installs it (pyproject.toml)

@@ -21,7 +21,7 @@ from .model_file import load_model, model_from_dict, save_model, write_atomic
 from .scoring import score_persons
 
 # %% auto #0
-__all__ = ['EMPTY_POINTER', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
+__all__ = ['EMPTY_POINTER', 'SIMPLER', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
 
 # %% ../nbs/07_registry.ipynb #cd8cde95
 EMPTY_POINTER = {"current": None, "canary": None, "history": []}
@@ -249,6 +249,9 @@ def stop_canary(registry: Registry, by: str | None = None, reason: str = "canary
     registry.move("canary", by, reason, canary=None)
 
 # %% ../nbs/07_registry.ipynb #6719c5b6
+SIMPLER = {"3pl": "2pl", "2pl": "1pl", "1pl": "item means"}  # the baseline each kind must beat
+
+
 def holdout_metrics(
     codes: np.ndarray,  # (n_persons, n_items) int8: 1 right, 0 wrong, -1 missing
     share: float = 0.1,  # of the answered cells, held out
@@ -268,11 +271,30 @@ def holdout_metrics(
         first = np.flatnonzero(held & (cols == j))[0]
         held[first] = False
         training[rows[first], j] = codes[rows[first], j]
-    model = fit_irt(training, progress=False, **fit_options)
-    theta = score_persons(model, training, "eap").theta
     y = codes[rows[held], cols[held]].astype(float)
-    p = np.clip(model.probability(theta)[rows[held], cols[held]], 1e-12, 1 - 1e-12)
-    logloss = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+    def held_out_loss(
+        model,
+    ):  # None: the item-means baseline, P(right) = the item's training p-value
+        if model is None:
+            answered = training >= 0
+            p_item = (training == 1).sum(axis=0) / answered.sum(axis=0)
+            p = np.broadcast_to(p_item, codes.shape)
+        else:
+            p = model.probability(score_persons(model, training, "eap").theta)
+        p = np.clip(p[rows[held], cols[held]], 1e-12, 1 - 1e-12)
+        return p, float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+    model = fit_irt(training, progress=False, standard_errors=False, **fit_options)
+    p, logloss = held_out_loss(model)
+    simpler = SIMPLER[model.kind.name]  # the same split, the next simpler model
+    simpler_fit = (
+        None
+        if simpler == "item means"
+        else fit_irt(
+            training, progress=False, standard_errors=False, **{**fit_options, "model": simpler}
+        )
+    )
     n_right = y.sum()
     auc = float(
         (rankdata(p)[y == 1].sum() - n_right * (n_right + 1) / 2) / (n_right * (len(y) - n_right))
@@ -282,6 +304,8 @@ def holdout_metrics(
         "holdout_auc": auc,
         "n_holdout": int(held.sum()),
         "holdout_share": share,
+        "simpler_model": simpler,
+        "simpler_holdout_logloss": held_out_loss(simpler_fit)[1],
         "holdout_seed": seed,
     }
 
@@ -296,6 +320,7 @@ class GateTolerances:
     mean_shift: float = 0.25  # change of the shared items' mean difficulty
     canary_requests: int = 100
     canary_dp: float = 0.05  # mean |difference| of the probabilities served by the two versions
+    simpler_logloss: float = 0.001  # how much worse than the next simpler model, held out
 
 
 def gate_checks(
@@ -333,6 +358,16 @@ def gate_checks(
             else "all finite, none at a bound",
         }
     )
+    if "simpler_holdout_logloss" in metrics:  # versions registered without one are not checked
+        worse = metrics["holdout_logloss"] - metrics["simpler_holdout_logloss"]
+        checks.append(
+            {
+                "check": "simpler model",
+                "passed": worse <= tol.simpler_logloss,
+                "detail": f"held-out log-loss {metrics['holdout_logloss']:.4f} vs {metrics['simpler_holdout_logloss']:.4f} "
+                f"for the {metrics['simpler_model']} on the same split (tolerance {tol.simpler_logloss})",
+            }
+        )
     if (
         current is not None
         and current_metrics

@@ -18,6 +18,7 @@ from conftest import run
 from servers import ApiServer, S3Server
 
 from irt_nb.api import ModelState
+from irt_nb.calculation import fit_irt
 from irt_nb.model_file import load_model, save_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
@@ -78,7 +79,16 @@ def test_each_gate_failure_is_refused_with_its_reason(sample, tmp_path):
     noise = register_calibration(
         registry, replace(model, abilities=None), noise_codes, settings, "noise"
     )
+    # 300 students, one common slope: a 2PL's extra slopes fit noise, and the 1PL predicts better
+    rng = np.random.default_rng(1)
+    difficulty = np.linspace(-1.5, 1.5, 20)
+    common = 1 / (1 + np.exp(-(rng.standard_normal((300, 1)) - difficulty)))
+    small = (rng.random(common.shape) < common).astype(np.int8)
+    overfit = register_calibration(
+        registry, fit_irt(small, progress=False), small, {**settings, "model": "2pl"}, "overfit"
+    )
     expected = {
+        overfit: "simpler model: held-out log-loss",
         not_converged: "converged: did not converge",
         added["at_bound"]: "parameters: items at the engine's bounds",
         added["shifted"]: "scale: 30 shared items: mean difficulty shift +1.000",

@@ -4,6 +4,7 @@ import json
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import run
 
@@ -80,10 +81,34 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
     assert html.count("data:image/png;base64") >= 3  # ICCs, information, abilities
     assert "from irt_nb.pipeline import calibrate" not in html  # code cells hidden
     assert "Likelihood-ratio test 1PL vs 2PL" in html
+    # the sample's slopes differ (lognormal, sd 0.3): the 2PL must win; the next test is the other way
+    comparison = metrics["lr_test_1pl_vs_2pl"]
+    assert comparison["preferred"] == "2pl" and comparison["bic_2pl"] < comparison["bic_1pl"]
+    assert "The 2PL is preferred" in html
     assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html  # no warning blocks
     served = json.loads((out / "model.json").read_text())  # the same model file as `irt-nb fit`
     assert served["format"] == "irt_nb.model/2"
     assert load_model(out / "model.json").abilities.ids() == direct.model.abilities.ids()
+
+
+def test_the_report_prefers_the_1pl_when_the_items_share_one_slope(tmp_path):
+    rng = np.random.default_rng(3)
+    theta, difficulty = rng.standard_normal((700, 1)), np.linspace(-1.5, 1.5, 20)
+    right = rng.random((700, 20)) < 1 / (1 + np.exp(-1.2 * (theta - difficulty)))
+    answers = pd.DataFrame(
+        {
+            "student_id": np.repeat([f"s{i}" for i in range(700)], 20),
+            "item_id": np.tile([f"q{j:02d}" for j in range(20)], 700),
+            "correct": right.ravel().astype(int),
+        }
+    )
+    answers.to_csv(tmp_path / "one_slope.csv", index=False)
+    values = {"source": tmp_path / "one_slope.csv", "exam": "", "subject": "", "n_quadrature": 31}
+    result = report(tmp_path, *options(values))
+    assert result.returncode == 0, result.stderr
+    comparison = json.loads((tmp_path / "out" / "metrics.json").read_text())["lr_test_1pl_vs_2pl"]
+    assert comparison["preferred"] == "1pl" and comparison["bic_1pl"] < comparison["bic_2pl"]
+    assert "The 1PL is preferred" in (tmp_path / "out" / "calibration_report.html").read_text()
 
 
 def test_same_data_and_parameters_from_yaml_give_the_same_numbers(sample_db, tmp_path):

@@ -36,12 +36,13 @@ import irt_nb
 from .adaptive import AdaptiveEngine, StoppingRule, select_items
 from .auth import KeyStore
 from .calculation import CalibratedModel
+from .explain import explain_ability
 from .model_file import ITEM_FIELDS, load_model
 from .registry import Registry, record_canary, version_id
 from .scoring import score_persons
 
 # %% auto #0
-__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'AdaptiveSettings', 'answers', 'next_item', 'student', 'delete_student', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
+__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'AdaptiveSettings', 'answers', 'next_item', 'student', 'explain_student', 'delete_student', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
 
 # %% ../nbs/05_api.ipynb #7718cc76
 SCHEMAS_DIR = (
@@ -817,6 +818,29 @@ async def student(request: Request) -> Response:
     )  # fmt: skip
 
 
+async def explain_student(request: Request) -> Response:
+    "The student's served ability step by step: prior, each answer's term, posterior (irt_nb.explain)."
+    store, service = _students(request), await _service(request)
+    version, student_id = request.scope["state"]["model_version"], request.path_params["student_id"]
+    state = await _read(store, store.load, version, student_id)
+    if state is None or not state.n_answers:
+        raise ApiError(
+            404,
+            "unknown_student",
+            [f"no answers of student {student_id!r} under version {version}"],
+        )
+    group = service.model.group(state.group)
+    own = (state.center, state.scale) != (group.mean, group.sd)  # started at their calibrated θ̂
+    explained = explain_ability(
+        service.model,
+        list(zip(state.items, state.responses, strict=True)),
+        group=state.group,
+        prior=(state.center, state.scale),
+        prior_source="calibrated ability, widened" if own else "group prior",
+    )
+    return _json({"student_id": student_id, "model_version": version, **explained.to_dict()})
+
+
 async def delete_student(request: Request) -> Response:
     store, student_id = _students(request), request.path_params["student_id"]
     states, answers_deleted = await asyncio.to_thread(store.delete, student_id)
@@ -928,6 +952,14 @@ ENDPOINTS = (
         "students",
         "a student's current ability and every answer (export)",
         response="student_response",
+    ),
+    Endpoint(
+        "/v1/students/{student_id}/explain",
+        "GET",
+        explain_student,
+        "students",
+        "how the student's ability was computed: prior, each answer's log-likelihood, posterior",
+        response="explain_response",
     ),
     Endpoint(
         "/v1/students/{student_id}",

@@ -21,7 +21,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'explain_command', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -1215,6 +1215,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_link_parser,
         _add_dif_parser,
         _add_score_table_parser,
+        _add_explain_parser,
     ):
         add(sub)
     _add_notebook_parsers(sub)
@@ -1344,6 +1345,71 @@ def _add_score_table_parser(sub) -> None:
         "--cut-on", choices=["theta", "scale"], default="theta", help="what the cuts are on"
     )
     p.set_defaults(run=score_table_command)
+
+# %% ../nbs/99_cli.ipynb #907dc3f0
+def explain_command(args: argparse.Namespace) -> int:
+    "One student's EAP ability step by step: the prior, each answer's log-likelihood term, the posterior."
+    from irt_nb.explain import explain_ability
+    from irt_nb.model_file import load_model, write_atomic
+    from irt_nb.pipeline import read_grouped
+
+    if args.source is None:
+        raise ValueError("explain needs the student's answers: --data SOURCE")
+    model = load_model(args.model)
+    matrix, labels = read_grouped(
+        args.source, args.group, args.attempt_policy, **_read_options(args)
+    )
+    ids = [str(i) for i in matrix.person_ids]
+    if args.student not in ids:
+        raise ValueError(f"student {args.student!r} is not in {args.source} ({len(ids)} students)")
+    row = ids.index(args.student)
+    codes = matrix.dense_codes[row]
+    answered = [
+        (str(item), int(c)) for item, c in zip(matrix.item_ids, codes, strict=True) if c >= 0
+    ]
+    known = set(model.item_ids)
+    unknown = [item for item, _ in answered if item not in known]
+    if unknown and args.unknown_items == "error":
+        raise ValueError(
+            f"student {args.student!r} answered item(s) the model does not know: {unknown[:10]}; "
+            "leave them out with --unknown-items skip"
+        )
+    answered = [(item, x) for item, x in answered if item in known]
+    group = None if labels is None else str(labels[row])
+    explained = explain_ability(model, answered, group=group)
+    print(
+        f"student {args.student}: {len(answered)} answers; prior N({explained.prior_mean:.3f}, "
+        f"{explained.prior_sd:.3f}²) ({explained.prior_source}{', group ' + group if group else ''}), "
+        f"{len(explained.nodes)} quadrature nodes"
+    )
+    print(explained.answers.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(
+        f"log-likelihood at θ̂: {explained.answers.term_at_theta.sum():.4f} (the sum of the terms)\n"
+        f"EAP θ = {explained.theta:.6f}, SE = {explained.se:.6f} (posterior mean and SD over the nodes)"
+    )
+    if args.json:
+        document = {"student_id": args.student, **explained.to_dict()}
+        print(f"wrote {write_atomic(args.json, json.dumps(document, indent=1))}")
+    return 0
+
+
+def _add_explain_parser(sub) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="one student's ability step by step: prior, each answer's log-likelihood, posterior",
+    )
+    p.add_argument("model", type=Path, help="model file written by `irt-nb fit` or `irt-nb report`")
+    p.add_argument("--student", required=True, help="the student id to explain")
+    _add_data_options(p, optional=True)
+    p.add_argument(
+        "--unknown-items",
+        choices=["error", "skip"],
+        default="error",
+        help="items the model does not know: stop, naming them, or leave them out",
+    )
+    p.add_argument("--group", metavar="COLUMN", help="multiple-group models: the column of groups")
+    p.add_argument("--json", metavar="PATH", help="also write the whole explanation as JSON")
+    p.set_defaults(run=explain_command)
 
 # %% ../nbs/99_cli.ipynb #7d1e0e04
 EXTRAS = {  # module that may be missing -> the extra that installs it (pyproject.toml)

@@ -225,6 +225,28 @@ def test_a_session_against_the_server_converges_and_survives_a_restart(bank_file
         )
         status, before = _get(server.base, "/v1/students/ana")
         assert status == 200 and before["n_answers"] == 25 and len(before["answers"]) == 25
+        # I5: the served ability step by step, equal to the state's and to /v1/abilities' scoring
+        status, explained = _get(server.base, "/v1/students/ana/explain")
+        assert status == 200 and explained["prior"]["source"] == "group prior", explained
+        assert [a["item_id"] for a in explained["answers"]] == [
+            a["item_id"] for a in before["answers"]
+        ]
+        assert explained["theta"] == pytest.approx(before["theta"], abs=1e-10)
+        responses = {a["item_id"]: a["correct"] for a in before["answers"]}
+        status, scored = _post(server.base, "/v1/abilities", {"responses": responses})
+        assert status == 200
+        assert (scored["theta"], scored["se"]) == (
+            pytest.approx(explained["theta"], abs=1e-10),
+            pytest.approx(explained["se"], abs=1e-10),
+        )
+        terms = np.array([a["log_likelihood"] for a in explained["answers"]])
+        log_post = np.array(explained["log_prior"]) + terms.sum(axis=0)
+        posterior = np.exp(log_post - log_post.max())
+        np.testing.assert_allclose(posterior / posterior.sum(), explained["posterior"], atol=1e-12)
+        assert np.dot(explained["nodes"], explained["posterior"]) == pytest.approx(
+            explained["theta"], abs=1e-12
+        )
+        assert _get(server.base, "/v1/students/nobody/explain")[0] == 404
         assert (folder / "students.sqlite").exists()
     with ApiServer(path, *options) as server:  # a new process: the state is read back
         status, after = _get(server.base, "/v1/students/ana")

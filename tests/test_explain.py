@@ -1,0 +1,71 @@
+"""`irt-nb explain` on LSAT7: one student's score step by step, equal to what `irt-nb score` gives them."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, run
+
+ITEMS = ["Q1", "Q2", "Q3", "Q4", "Q5"]
+
+
+@pytest.fixture(scope="module")
+def lsat(tmp_path_factory):
+    "LSAT7 as a wide CSV with a few answers blanked, its 2PL model and every student's EAP score."
+    folder = tmp_path_factory.mktemp("explain")
+    patterns = pd.read_csv(ROOT / "data/lsat7/lsat7_freq.csv")
+    wide = pd.DataFrame(np.repeat(patterns[ITEMS].to_numpy(), patterns.freq, axis=0), columns=ITEMS)
+    wide = wide.astype(float)
+    wide.loc[[3, 500], "Q2"] = np.nan  # a student who skipped a question is explained too
+    wide.insert(0, "student_id", [f"s{i:04d}" for i in range(len(wide))])
+    wide.to_csv(folder / "lsat7.csv", index=False)
+    for command in (
+        ("fit", "lsat7.csv", "--wide", "--out", "lsat7.json", "--quiet"),
+        ("score", "lsat7.json", "lsat7.csv", "--wide", "--out", "scores.csv"),
+    ):
+        done = run("irt-nb", *command, cwd=folder)
+        assert done.returncode == 0, done.stderr
+    return folder, wide, pd.read_csv(folder / "scores.csv").set_index("student_id")
+
+
+@pytest.mark.parametrize("student", ["s0003", "s0999"])
+def test_the_explanation_adds_up_to_the_score_the_student_gets(lsat, student):
+    folder, wide, scores = lsat
+    done = run(
+        "irt-nb", "explain", "lsat7.json", "--student", student, "--data", "lsat7.csv", "--wide",
+        "--json", f"{student}.json", cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    explained = json.loads((folder / f"{student}.json").read_text())
+    assert explained["theta"] == pytest.approx(scores.theta[student], abs=1e-9)
+    assert explained["se"] == pytest.approx(scores.se[student], abs=1e-9)
+    answered = wide.set_index("student_id").loc[student].dropna()
+    assert [a["item_id"] for a in explained["answers"]] == list(answered.index)
+    assert [a["answer"] for a in explained["answers"]] == answered.astype(int).tolist()
+    # the terms are what the 2PL says: log P or log(1 − P) at each node
+    nodes = np.array(explained["nodes"])
+    for a in explained["answers"]:
+        p = 1 / (1 + np.exp(-a["discrimination"] * (nodes - a["difficulty"])))
+        expected = np.log(p) if a["answer"] else np.log1p(-p)
+        np.testing.assert_allclose(a["log_likelihood"], expected, atol=1e-9)
+    log_post = np.array(explained["log_prior"]) + sum(
+        np.array(a["log_likelihood"]) for a in explained["answers"]
+    )
+    posterior = np.exp(log_post - log_post.max())
+    np.testing.assert_allclose(posterior / posterior.sum(), explained["posterior"], atol=1e-12)
+    assert f"EAP θ = {scores.theta[student]:.6f}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--student", "nobody", "--data", "lsat7.csv", "--wide"], "student 'nobody' is not in"),
+        (["--student", "s0001"], "explain needs the student's answers: --data SOURCE"),
+    ],
+)
+def test_a_bad_request_is_one_line_and_exit_2(lsat, options, message):
+    folder, _, _ = lsat
+    done = run("irt-nb", "explain", "lsat7.json", *options, cwd=folder)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

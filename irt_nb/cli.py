@@ -184,6 +184,8 @@ def fit_command(args: argparse.Namespace) -> int:
     from irt_nb.model_file import save_model, write_atomic
     from irt_nb.pipeline import calibrate
 
+    if args.slice and not args.registry:
+        raise ValueError("--slice COLUMN judges a registered version's slices: give --registry too")
     if args.scheduler:
         return _fit_distributed(args)
     settings = {
@@ -210,7 +212,7 @@ def fit_command(args: argparse.Namespace) -> int:
     _print_fit(run.model, "")
     print(f"model: {out}\nprocessing report: {report}")
     if args.registry:
-        _register(args, run, settings, model_path=out)
+        _register(args, run, settings, model_path=out, slice_column=args.slice)
     return 0
 
 
@@ -221,12 +223,33 @@ def _absolute(source: str) -> str:
     return source if "://" in source else str(Path(source).resolve())
 
 
-def _register(args: argparse.Namespace, run, settings: dict, model_path=None) -> str:
-    "Register a calibration with its settings and held-out quality; print the version id."
+def _slice_labels(run, settings: dict, column: str):
+    "Each calibrated student's value of `column`, read with the calibration's own filters and minimums."
+    from irt_nb.pipeline import read_grouped
+
+    reading = ("exam", "subject", "since", "until", "table", "columns", "wide", "id_column")
+    minimums = ("min_item_responses", "min_person_responses")
+    matrix, labels = read_grouped(
+        settings["source"],
+        column,
+        settings.get("attempt_policy", "first"),
+        processing={k: settings[k] for k in minimums if k in settings},
+        **{k: settings[k] for k in reading if settings.get(k) is not None},
+    )
+    if list(matrix.person_ids) != list(run.matrix.person_ids):
+        raise ValueError(f"--slice {column}: the data changed since the calibration read them")
+    return labels
+
+
+def _register(
+    args: argparse.Namespace, run, settings: dict, model_path=None, slice_column=None
+) -> str:
+    "Register a calibration with its settings and held-out quality (per slice too); print the version id."
     from irt_nb.registry import Registry, register_calibration
 
     registry = Registry(args.registry, _options(args))
     settings = {**settings, "source": _absolute(settings["source"])}
+    labels = _slice_labels(run, settings, slice_column) if slice_column else None
     vid = register_calibration(
         registry,
         run.model,
@@ -235,6 +258,8 @@ def _register(args: argparse.Namespace, run, settings: dict, model_path=None) ->
         args.reason,
         holdout=args.holdout,
         model_path=model_path,
+        slices=labels,
+        slice_column=slice_column,
     )
     metrics = registry.version(vid).metrics
     quality = (
@@ -243,6 +268,11 @@ def _register(args: argparse.Namespace, run, settings: dict, model_path=None) ->
         else ""
     )
     print(f"registered version {vid} in {args.registry}{quality}")
+    for name, s in metrics.get("slices", {}).items():
+        print(
+            f"  {slice_column} = {name}: held-out log-loss {s['holdout_logloss']:.4f}, "
+            f"bias {s['bias']:+.4f}, calibration error {s['calibration_error']:.4f} ({s['n_holdout']} answers)"
+        )
     return vid
 
 
@@ -381,7 +411,13 @@ def _register_report(args: argparse.Namespace, run) -> None:
         raise ValueError(
             f"{settings['source']}: the data changed since the report read them; run the report again"
         )
-    _register(args, again, settings, model_path=model_path)
+    _register(
+        args,
+        again,
+        settings,
+        model_path=model_path,
+        slice_column=args.slice or used["group"] or None,
+    )
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -544,8 +580,12 @@ def models_command(args: argparse.Namespace) -> int:
     elif args.action == "show":
         _show_version(registry, args.version)
     elif args.action == "promote":
+        given = {"slice_logloss": args.slice_logloss, "slice_bias": args.slice_bias}
         tolerances = reg.GateTolerances(
-            logloss=args.logloss_tolerance, auc=args.auc_tolerance, item_shift=args.item_shift
+            logloss=args.logloss_tolerance,
+            auc=args.auc_tolerance,
+            item_shift=args.item_shift,
+            **{k: v for k, v in given.items() if v is not None},  # else the library's defaults
         )
         try:
             checks = reg.promote(
@@ -916,6 +956,11 @@ def _add_registry_options(p, required: bool) -> None:
         "--holdout", type=float, default=0.1, help="share of answers held out for quality"
     )
     p.add_argument(
+        "--slice",
+        metavar="COLUMN",
+        help="held-out quality per value of this student column too (e.g. language); the gate judges the worst",
+    )
+    p.add_argument(
         "--storage-option",
         action="append",
         metavar="KEY=VALUE",
@@ -1097,6 +1142,14 @@ def _add_models_parser(sub) -> None:
     promote.add_argument("--auc-tolerance", type=float, default=0.02)
     promote.add_argument(
         "--item-shift", type=float, default=0.5, help="largest shared-item difficulty change"
+    )
+    promote.add_argument(
+        "--slice-logloss",
+        type=float,
+        help="worst slice's held-out log-loss above the overall (default 0.05)",
+    )
+    promote.add_argument(
+        "--slice-bias", type=float, help="largest |mean predicted − observed| in a slice (0.05)"
     )
     rollback = actions.add_parser("rollback", help="serve the previous version again")
     rollback.add_argument("--to", help="this version instead of the previous one")

@@ -373,7 +373,13 @@ def test_the_report_adds_the_dif_and_linking_sections(sample):
     assert metrics["dif"]["flagged"] == sorted(truth.item_id[truth.dif_shift > 0])
     link = metrics["linking"]
     assert abs(link["A"] - SAMPLE_COHORT["sd"]) < 2.5 * link["se_A"], link
+    slices = metrics["slices"]  # M6: held-out quality per language, the numbers the gate judges
+    assert slices["column"] == "language" and set(slices["groups"]) == {"en", "fr"}
+    for name, quality in slices["groups"].items():
+        assert quality["n_holdout"] > 1000 and abs(quality["bias"]) < 0.05, (name, quality)
+        assert abs(quality["holdout_logloss"] - slices["overall_holdout_logloss"]) < 0.05
     html = (out / "calibration_report.html").read_text()
+    assert "Quality by group" in html and "No group is served worse" in html
     assert "Fairness: differential item functioning" in html and "true-score equating" in html
     assert html.count("data:image/png;base64") >= 6
 

@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import run
 from servers import ApiServer, S3Server
@@ -123,6 +124,49 @@ def test_each_gate_failure_is_refused_with_its_reason(sample, tmp_path):
         True,
         added["shifted"],
     )
+
+
+def _two_forms(path, reversed_b: bool) -> None:
+    "5,000 students on form A and 1,000 on form B, as long records; B's items run the other way if `reversed_b`."
+    rng = np.random.default_rng(4)
+    a, b = rng.lognormal(0, 0.3, 25), np.linspace(-2, 2, 25)
+    forms = np.array(["A"] * 5000 + ["B"] * 1000)
+    difficulty = np.where((forms == "B")[:, None] & reversed_b, b[::-1], b)
+    ability = rng.standard_normal((6000, 1))
+    right = rng.random((6000, 25)) < 1 / (1 + np.exp(-a * (ability - difficulty)))
+    pd.DataFrame(
+        {
+            "student_id": np.repeat([f"s{i:04d}" for i in range(6000)], 25),
+            "item_id": np.tile([f"q{j:02d}" for j in range(25)], 6000),
+            "correct": right.ravel().astype(int),
+            "form": np.repeat(forms, 25),
+        }
+    ).to_csv(path, index=False)
+
+
+def test_the_gate_refuses_a_model_that_serves_one_slice_badly(tmp_path):
+    registry = tmp_path / "registry"
+    versions = {}
+    for name, reversed_b in (("alike", False), ("apart", True)):
+        _two_forms(tmp_path / f"{name}.csv", reversed_b)
+        fitted = run(
+            "irt-nb", "fit", tmp_path / f"{name}.csv", "--out", tmp_path / f"{name}.json", "--quiet",
+            "--registry", registry, "--slice", "form", "--reason", name,
+        )  # fmt: skip
+        assert fitted.returncode == 0, fitted.stderr
+        assert "form = B: held-out log-loss" in fitted.stdout
+        versions[name] = fitted.stdout.split("registered version ")[1].split()[0]
+    refused = registry_cli("promote", registry, versions["apart"])
+    assert refused.returncode == 1 and "slices: worst slice 'B'" in refused.stderr, refused.stderr
+    metrics = Registry(registry).version(versions["apart"]).metrics
+    assert metrics["slice_column"] == "form" and metrics["slices"]["B"]["bias"] > 0.1
+    assert registry_cli("promote", registry, versions["alike"]).returncode == 0
+    loosened = registry_cli(
+        "promote", registry, versions["apart"], "--slice-logloss", "1", "--slice-bias", "1"
+    )
+    assert "slices" not in loosened.stderr  # judged by the given thresholds (other checks may fail)
+    alone = run("irt-nb", "fit", tmp_path / "alike.csv", "--slice", "form", "--quiet")
+    assert alone.returncode == 2 and "give --registry too" in alone.stderr
 
 
 def test_verify_passes_on_a_registered_version_and_fails_on_a_tampered_one(sample, tmp_path):

@@ -21,7 +21,7 @@ from .model_file import load_model, model_from_dict, save_model, write_atomic
 from .scoring import score_persons
 
 # %% auto #0
-__all__ = ['EMPTY_POINTER', 'SIMPLER', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'slice_quality', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
+__all__ = ['EMPTY_POINTER', 'SIMPLER', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'split_answers', 'predictive_logloss', 'slice_quality', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
 
 # %% ../nbs/07_registry.ipynb #cd8cde95
 EMPTY_POINTER = {"current": None, "canary": None, "history": []}
@@ -249,6 +249,35 @@ def stop_canary(registry: Registry, by: str | None = None, reason: str = "canary
     registry.move("canary", by, reason, canary=None)
 
 # %% ../nbs/07_registry.ipynb #6719c5b6
+def split_answers(codes: np.ndarray, share: float = 0.1, seed: int = 0):
+    "A seeded share of the answered cells held out: (training codes, rows, cols, held mask over them)."
+    rng = np.random.default_rng(seed)
+    rows, cols = np.nonzero(codes >= 0)
+    held = rng.random(len(rows)) < share
+    training = codes.copy()
+    training[rows[held], cols[held]] = -1
+    empty = (training >= 0).sum(axis=0) == 0  # an item needs a training answer: keep one
+    for j in np.flatnonzero(empty):
+        first = np.flatnonzero(held & (cols == j))[0]
+        held[first] = False
+        training[rows[first], j] = codes[rows[first], j]
+    return training, rows, cols, held
+
+
+def predictive_logloss(
+    model: CalibratedModel,
+    codes: np.ndarray,  # (n_persons, the model's items) 0/1/-1, e.g. a later term's answers
+    share: float = 0.5,  # of each term's answered cells, predicted
+    seed: int = 0,
+) -> float:
+    "Log-loss of a fixed model on a held-out share of `codes`, each student's ability scored (EAP) from the rest."
+    training, rows, cols, held = split_answers(np.asarray(codes), share, seed)
+    y = codes[rows[held], cols[held]].astype(float)
+    theta = score_persons(model, training, "eap").theta
+    p = np.clip(model.probability(theta)[rows[held], cols[held]], 1e-12, 1 - 1e-12)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
 def slice_quality(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> dict:
     "Held-out quality of one slice: log-loss, bias (mean predicted − observed) and expected calibration error."
     logloss = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
@@ -278,16 +307,7 @@ def holdout_metrics(
     "Log-loss and AUC on a held-out share of the answers, predicted by a model fitted on the rest."
     from scipy.stats import rankdata
 
-    rng = np.random.default_rng(seed)
-    rows, cols = np.nonzero(codes >= 0)
-    held = rng.random(len(rows)) < share
-    training = codes.copy()
-    training[rows[held], cols[held]] = -1
-    empty = (training >= 0).sum(axis=0) == 0  # an item needs a training answer: keep one
-    for j in np.flatnonzero(empty):
-        first = np.flatnonzero(held & (cols == j))[0]
-        held[first] = False
-        training[rows[first], j] = codes[rows[first], j]
+    training, rows, cols, held = split_answers(codes, share, seed)
     y = codes[rows[held], cols[held]].astype(float)
 
     def held_out_loss(

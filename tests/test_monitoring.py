@@ -300,6 +300,59 @@ def test_held_out_quality_predicts_the_next_terms_outcomes(served_model, tmp_pat
     assert len(rows) > 10_000 and abs(online - offline) < 0.05
 
 
+def _terms(n_terms: int = 4, n_students: int = 3000, n_items: int = 30, seed: int = 31):
+    "Successive terms with planted change: 8 items drift 0.4 in difficulty a term, each cohort 0.15 stronger."
+    rng = np.random.default_rng(seed)
+    a, b = rng.lognormal(0, 0.3, n_items), rng.normal(0, 1, n_items)
+    drifting, direction = rng.choice(n_items, 8, replace=False), rng.choice([-1.0, 1.0], 8)
+    terms = []
+    for t in range(n_terms):
+        difficulty = b.copy()
+        difficulty[drifting] += 0.4 * t * direction
+        ability = rng.normal(0.15 * t, 1, (n_students, 1))
+        p = 1 / (1 + np.exp(-a * (ability - difficulty)))
+        terms.append((rng.random(p.shape) < p).astype(np.int8))
+    return terms
+
+
+def test_offline_and_next_term_log_loss_rank_models_alike_and_staleness_costs(tmp_path):
+    """M2/M4: models 0, 1 and 2 terms old and a mis-keyed one, ranked by held-out log-loss on the
+    latest term and by the outcome store's log-loss on the next term's answers; the ranks agree and
+    each term of age costs log-loss."""
+    from irt_nb.registry import predictive_logloss, split_answers
+
+    first, second, latest, following = _terms()
+    training, *_ = split_answers(latest, 0.1, 0)
+    mis_keyed = training.copy()
+    answered = mis_keyed[:, :10] >= 0
+    mis_keyed[:, :10][answered] = 1 - mis_keyed[:, :10][answered]  # a wrong key on 10 items
+    models = {
+        "fresh": fit_irt(training, progress=False),
+        "1 term old": fit_irt(second, progress=False),
+        "2 terms old": fit_irt(first, progress=False),
+    }
+    with pytest.warns(UserWarning, match="negative discrimination"):  # the fit says so, too
+        models["mis-keyed"] = fit_irt(mis_keyed, progress=False)
+    offline = {name: predictive_logloss(m, latest, 0.1, 0) for name, m in models.items()}
+    # online: what the served model predicted for next term's answers, as the outcome store records it
+    store = OutcomeStore(f"sqlite:///{tmp_path / 'outcomes.sqlite'}")
+    before, rows, cols, held = split_answers(following, 0.5, 1)
+    online = {}
+    for name, model in models.items():
+        theta = score_persons(model, before).theta
+        p = model.probability(theta)[rows[held], cols[held]]
+        store.record(
+            name, [model.item_ids[j] for j in cols[held]], following[rows[held], cols[held]], p
+        )
+        table = store.drift(name)
+        online[name] = float((table.logloss * table.n_window).sum() / table.n_window.sum())
+    print({name: (round(offline[name], 4), round(online[name], 4)) for name in models})
+    by_offline, by_online = sorted(models, key=offline.get), sorted(models, key=online.get)
+    assert by_offline == by_online == ["fresh", "1 term old", "2 terms old", "mis-keyed"]
+    one_term, two_terms = (online[age] - online["fresh"] for age in ("1 term old", "2 terms old"))
+    assert 0.004 < one_term < two_terms < 0.06, (one_term, two_terms)  # the cost of staleness
+
+
 def test_estimates_are_stable_to_the_fits_settings(served_model):
     "The settings a user may pick (quadrature points, tolerance) do not change the answer beyond noise."
     _, db = served_model

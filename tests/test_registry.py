@@ -23,7 +23,13 @@ from irt_nb.calculation import fit_irt
 from irt_nb.model_file import load_model, save_model
 from irt_nb.pipeline import calibrate
 from irt_nb.preparation import create_sample_database
-from irt_nb.registry import Registry, canary_report, register_calibration, start_canary
+from irt_nb.registry import (
+    Registry,
+    canary_report,
+    gates,
+    register_calibration,
+    start_canary,
+)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +173,61 @@ def test_the_gate_refuses_a_model_that_serves_one_slice_badly(tmp_path):
     assert "slices" not in loosened.stderr  # judged by the given thresholds (other checks may fail)
     alone = run("irt-nb", "fit", tmp_path / "alike.csv", "--slice", "form", "--quiet")
     assert alone.returncode == 2 and "give --registry too" in alone.stderr
+
+
+def test_a_new_item_is_pretested_calibrated_onto_the_scale_and_promoted(sample, tmp_path):
+    """D6: a new question goes from pretest to the served version by the documented path: the next
+    term's answers to the operational items plus a pretest item, a fit with the operational items
+    held at their served values, the gate, the pointer."""
+    import sqlite3
+
+    folder, settings = sample
+    registry = tmp_path / "registry"
+    operational = tmp_path / "operational.json"
+    done = run(
+        "irt-nb", "fit", settings["source"], "--exam", "2026-spring", "--subject", "math",
+        "--out", operational, "--quiet", "--registry", registry, "--reason", "operational",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    v1 = done.stdout.split("registered version ")[1].split()[0]
+    assert registry_cli("promote", registry, v1).returncode == 0
+    served = load_model(operational)
+    with sqlite3.connect(folder / "sample.sqlite") as db:
+        autumn = pd.read_sql(
+            "SELECT student_id, item_id, correct FROM responses "
+            "WHERE exam = '2026-autumn' AND subject = 'math'",
+            db,
+        )
+        truth = pd.read_sql("SELECT student_id, theta FROM students_truth", db)
+    autumn = autumn[autumn.item_id.isin(served.item_ids)]  # the operational items ...
+    students = truth[truth.student_id.isin(autumn.student_id)]
+    rng = np.random.default_rng(8)  # ... and a pretest item every student answers: a = 1.3, b = 0.4
+    right = rng.random(len(students)) < 1 / (1 + np.exp(-1.3 * (students.theta - 0.4)))
+    pretest = pd.DataFrame({"student_id": students.student_id, "item_id": "P001", "correct": right})
+    pd.concat([autumn, pretest.astype({"correct": int})]).to_csv(
+        tmp_path / "pretest.csv", index=False
+    )
+    done = run(
+        "irt-nb", "fit", tmp_path / "pretest.csv", "--anchors", operational,
+        "--out", tmp_path / "with_pretest.json", "--quiet", "--registry", registry,
+        "--reason", "pretest P001",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    v2 = done.stdout.split("registered version ")[1].split()[0]
+    candidate = load_model(tmp_path / "with_pretest.json")
+    j = candidate.item_ids.index("P001")
+    assert not candidate.fixed[j] and candidate.fixed.sum() == len(set(autumn.item_id))
+    for item in set(autumn.item_id):  # the operational items keep their served values
+        k, o = candidate.item_ids.index(item), served.item_ids.index(item)
+        assert candidate.difficulty[k] == pytest.approx(served.difficulty[o], abs=1e-9)
+    se = json.loads((tmp_path / "with_pretest.json").read_text())["items"][j]
+    assert abs(candidate.discrimination[j] - 1.3) < 3 * se["se_discrimination"], se
+    assert abs(candidate.difficulty[j] - 0.4) < 3 * se["se_difficulty"], se
+    promoted = registry_cli("promote", registry, v2, "--reason", "P001 pretested")
+    assert promoted.returncode == 0, promoted.stderr
+    assert Registry(registry).pointer()["current"] == v2
+    scale = next(c for c in gates(Registry(registry), v2)[-1]["checks"] if c["check"] == "scale")
+    assert scale["passed"] and "mean difficulty shift +0.000" in scale["detail"], scale
 
 
 def test_verify_passes_on_a_registered_version_and_fails_on_a_tampered_one(sample, tmp_path):

@@ -172,6 +172,11 @@ def _read_options(args: argparse.Namespace) -> dict:
     given = dict(
         columns=columns, exam=args.exam, subject=args.subject, since=args.since, until=args.until
     )
+    if args.data_policy:
+        policy = json.loads(Path(args.data_policy).read_text(encoding="utf-8"))
+        if not isinstance(policy, dict):
+            raise ValueError(f"{args.data_policy}: a data-use policy is a JSON object")
+        given["policy"] = policy
     return dict(wide=args.wide, id_column=args.id_column, table=args.table) | {
         k: v
         for k, v in given.items()
@@ -227,7 +232,17 @@ def _slice_labels(run, settings: dict, column: str):
     "Each calibrated student's value of `column`, read with the calibration's own filters and minimums."
     from irt_nb.pipeline import read_grouped
 
-    reading = ("exam", "subject", "since", "until", "table", "columns", "wide", "id_column")
+    reading = (
+        "exam",
+        "subject",
+        "since",
+        "until",
+        "table",
+        "columns",
+        "wide",
+        "id_column",
+        "policy",
+    )
     minimums = ("min_item_responses", "min_person_responses")
     matrix, labels = read_grouped(
         settings["source"],
@@ -898,6 +913,11 @@ def _add_data_options(p: argparse.ArgumentParser, *, optional: bool = False) -> 
         help="source column names, e.g. student_id=user_id,item_id=question_id,correct=is_correct",
     )
     p.add_argument("--attempt-policy", choices=["first", "last", "any"], default="first")
+    p.add_argument(
+        "--data-policy",
+        metavar="FILE",
+        help='JSON data-use policy: {"columns": [source columns that may be read]} (names and e-mails are always refused)',
+    )
 
 
 def _add_fit_parser(sub) -> None:

@@ -15,7 +15,13 @@ from .calculation import CalibratedModel, fit_irt
 from .linking import anchor_values
 from .model_file import StudentAbilities, load_model, write_atomic
 from .multigroup import fit_multigroup
-from .preparation import ColumnMap, LoadedResponses, load_responses, load_wide_responses
+from irt_nb.preparation import (
+    ColumnMap,
+    DataPolicy,
+    LoadedResponses,
+    load_responses,
+    load_wide_responses,
+)
 from .processing import AttemptPolicy, ResponseMatrix, person_groups, process_responses
 from .scoring import align_responses, score_persons
 
@@ -38,17 +44,22 @@ def read_responses(
     wide: bool = False,  # one row per student, one column per item (see `load_wide_responses`)
     id_column: str | None = None,  # wide files: the column of student ids (default: the first)
     storage_options: dict | None = None,  # fsspec options (object storage)
+    policy: DataPolicy | dict | None = None,  # the data-use policy (default: `DataPolicy()`)
     **long_options,  # long layout: columns, exam, subject, since, until, table (see `load_responses`)
 ) -> LoadedResponses:
     "Load answers in either layout: long records (any source) or a wide file."
     if not wide:
         if id_column is not None:
             raise ValueError("id_column is for wide files (wide=True)")
-        return load_responses(source, storage_options=storage_options, **long_options)
+        return load_responses(
+            source, storage_options=storage_options, policy=policy, **long_options
+        )
     given = sorted(k for k, v in long_options.items() if v is not None and k != "table")
     if given:
         raise ValueError(f"a wide file takes no {', '.join(given)} (those are for long records)")
-    return load_wide_responses(source, id_column=id_column, storage_options=storage_options)
+    return load_wide_responses(
+        source, id_column=id_column, storage_options=storage_options, policy=policy
+    )
 
 
 def with_group(group: str | None, wide: bool, columns) -> dict:
@@ -100,6 +111,7 @@ def calibrate(
     anchors: CalibratedModel
     | str
     | None = None,  # hold the items shared with this model (or model file) at its values; estimate the cohort's mean and SD
+    policy: DataPolicy | dict | None = None,  # which source columns may be read (`DataPolicy`)
     **fit_options,  # passed to `fit_irt` (n_quadrature, fixed, tol_param, max_iter, progress, ...)
 ) -> Calibration:
     "Load, process and fit: the production pipeline from a data source to a calibrated model (several groups, anchors)."
@@ -121,6 +133,7 @@ def calibrate(
         since=since,
         until=until,
         table=table,
+        policy=policy,
     )
     anchors = load_model(anchors) if isinstance(anchors, str | Path) else anchors
     if labels is None and anchors is None:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .item_models import item_model
 
 # %% auto #0
-__all__ = ['RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'SAMPLE_COHORT', 'SAMPLE_DIF', 'ColumnMap', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
+__all__ = ['PERSONAL_WORDS', 'PERSON_ROLES', 'RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'SAMPLE_COHORT', 'SAMPLE_DIF', 'ColumnMap', 'DataPolicy', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
 
 # %% ../nbs/00_preparation.ipynb #868ff4c1
 @dataclass(frozen=True)
@@ -48,6 +48,78 @@ class ColumnMap:
                 f"unknown fields in the column map: {unknown}; known fields are {sorted(known)}"
             )
         return cls(**mapping)
+
+# %% ../nbs/00_preparation.ipynb #31e91786
+PERSONAL_WORDS = ("name", "email", "mail", "phone", "address", "birth", "dob", "ssn", "passport")
+PERSON_ROLES = ("student_id", "group")  # roles whose values are about a person
+
+
+@dataclass(frozen=True)
+class DataPolicy:
+    "Which source columns a calibration may read; checked before anything is read (see above)."
+
+    columns: frozenset[str] | None = None  # the declared columns (None: any not personal)
+    email_ids: bool = False  # allow student ids that look like e-mail addresses
+
+    @classmethod
+    def of(cls, policy: DataPolicy | dict | None) -> DataPolicy:
+        "A policy from itself, a dict (`{columns: [...], email_ids: false}`, a policy file) or None (the default)."
+        if policy is None or isinstance(policy, DataPolicy):
+            return policy or cls()
+        unknown = sorted(set(policy) - {"columns", "email_ids"})
+        if unknown:
+            raise ValueError(f"data policy: unknown fields {unknown}; known: columns, email_ids")
+        columns = policy.get("columns")
+        if columns is not None and not (
+            isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+        ):
+            raise ValueError("data policy: $.columns must be a list of column names")
+        return cls(None if columns is None else frozenset(columns), bool(policy.get("email_ids")))
+
+    def check_columns(self, used: dict[str, str], where: str) -> None:
+        "`used`: {role: source column}; ValueError naming the first column the policy refuses."
+        for role, column in used.items():
+            words = [w for w in _words(column) if w]
+            if role in PERSON_ROLES and any(
+                w in PERSONAL_WORDS or w.endswith(("name", "mail")) for w in words
+            ):
+                raise ValueError(
+                    f"{where}: column {column!r} ({role}) looks like personal data; the data-use "
+                    "policy refuses it: use a pseudonymous id, or a group that names no person"
+                )
+            if self.columns is not None and column not in self.columns:
+                raise ValueError(
+                    f"{where}: column {column!r} ({role}) is not in the data-use policy's columns "
+                    f"{sorted(self.columns)}"
+                )
+
+    def readable(self, names: dict[str, str], required: list[str], where: str) -> dict[str, str]:
+        "The columns to read: required ones checked (ValueError), optional ones outside `columns` left unread."
+        self.check_columns({k: v for k, v in names.items() if k in required}, where)
+        optional = {k: v for k, v in names.items() if k not in required}
+        kept = {k: v for k, v in optional.items() if self.columns is None or v in self.columns}
+        self.check_columns(kept, where)
+        return {k: v for k, v in names.items() if k in required or k in kept}
+
+    def check_ids(self, ids: pd.Index, where: str) -> None:
+        "Refuse student ids that look like e-mail addresses (the first row is named, not its value)."
+        if self.email_ids:
+            return
+        looks = np.flatnonzero(ids.astype(str).str.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+"))
+        if len(looks):
+            raise ValueError(
+                f"{where}: {len(looks)} student id(s) look like e-mail addresses (the first is id "
+                f"number {looks[0]} in sorted order); the data-use policy asks for pseudonymous ids "
+                "(allow them with email_ids: true)"
+            )
+
+
+def _words(column: str) -> list[str]:
+    "Lower-case words of a column name: student_name, studentName and Student-Name give [student, name]."
+    import re
+
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", column)
+    return re.split(r"[^a-z0-9]+", spaced.lower())
 
 # %% ../nbs/00_preparation.ipynb #4a6ee32a
 RIGHT = {"1", "1.0", "true", "t", "correct", "right", "yes"}
@@ -417,14 +489,17 @@ def load_responses(
     keep: tuple[
         str, ...
     ] = (),  # also read these fields ("exam", "subject") to filter or report on later
+    policy: DataPolicy | dict | None = None,  # which columns may be read (default: `DataPolicy()`)
 ) -> LoadedResponses:
     "Read response records from a file, an object store or a database: needed columns only, filtered at the source."
     columns = ColumnMap.from_dict(columns) if isinstance(columns, dict) else columns or ColumnMap()
+    policy = DataPolicy.of(policy)
     unknown = sorted(set(keep) - {"exam", "subject", "group"})
     if unknown:
         raise ValueError(f"keep may name 'exam', 'subject' and 'group', got {unknown}")
     required, optional = _needed_fields(columns, exam, subject, since, until, keep)
     names = columns.source_names(required + optional)
+    names = policy.readable(names, required, str(source))  # checked before a byte is read
     filters = {
         k: v
         for k, v in dict(exam=exam, subject=subject, since=since, until=until).items()
@@ -444,6 +519,7 @@ def load_responses(
     else:
         arrow, names = _read_file(text, names, exam, subject, since, until, storage_options)
     frame = to_canonical(arrow, names, text)
+    policy.check_ids(frame.student_id.cat.categories, f"{text}: column {names['student_id']!r}")
     for field, value in (("exam", exam), ("subject", subject)):  # each of several values must match
         absent = (
             [] if value is None else sorted(set(_values(value)) - set(frame[field].astype(str)))
@@ -486,11 +562,14 @@ def load_wide_responses(
     source,  # CSV (.csv, .csv.gz) or Parquet file, local or fsspec URL: one row per student
     id_column: str | None = None,  # the column of student ids (default: the first column)
     storage_options: dict | None = None,  # fsspec options, e.g. S3 key, secret, endpoint_url
+    policy: DataPolicy | dict | None = None,  # which columns may be read (default: `DataPolicy()`)
 ) -> LoadedResponses:
     "Read a students × items file as response records: one per answered cell, blank cells are not answers."
     source = str(source)
+    policy = DataPolicy.of(policy)
     table = _read_wide_table(source, storage_options)
     id_column = id_column or table.column_names[0]
+    policy.check_columns({"student_id": id_column}, source)  # the other columns are items
     if id_column not in table.column_names:
         raise ValueError(
             f"{source}: no column {id_column!r} for the student ids; columns present: {table.column_names}"
@@ -499,6 +578,7 @@ def load_wide_responses(
     if not items:
         raise ValueError(f"{source}: no item columns besides the id column {id_column!r}")
     students = _ids(table[id_column], id_column)
+    policy.check_ids(students.categories, f"{source}: column {id_column!r}")
     repeated = pd.Series(students).duplicated(keep=False).to_numpy()
     if repeated.any():
         rows = np.flatnonzero(repeated)

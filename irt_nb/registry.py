@@ -32,7 +32,16 @@ def _now() -> str:
 
 
 def version_id(model_doc: dict) -> str:
-    "A short id derived from a model's content (not from when or by whom it was written)."
+    "A short id derived from a model's content (not from when or by whom it was written, nor its students' abilities)."
+    # The abilities sidecar is data about students, not the model: erasing a student rewrites it
+    # (irt_nb.erasure) and the version stays the version. The sidecar is checked by its own SHA-256.
+    skip = ("created", "package_version", "abilities")
+    content = {k: v for k, v in model_doc.items() if k not in skip}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _legacy_version_id(model_doc: dict) -> str:
+    "Versions registered before erasures existed (December 2026) hashed the abilities reference too."
     content = {k: v for k, v in model_doc.items() if k not in ("created", "package_version")}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -175,10 +184,15 @@ class Registry:
             / vid
         )
         cache.mkdir(parents=True, exist_ok=True)
+        names = set()
         for remote in self.fs.ls(folder, detail=False):
             name = remote.rstrip("/").split("/")[-1]
             if name.endswith((".json", ".arrow")) and name != "version.json":
                 write_atomic(cache / name, self.fs.cat_file(remote))
+                names.add(name)
+        for stale in cache.glob("*.arrow"):  # a sidecar an erasure replaced: gone here too
+            if stale.name not in names:
+                stale.unlink(missing_ok=True)
         return load_model(cache / "model.json")
 
     def pointer(self) -> dict:
@@ -633,7 +647,7 @@ def verify(registry: Registry, vid: str) -> list[str]:
     version = registry.version(vid)
     problems = []
     doc = json.loads(registry._get("versions", version.version_id, "model.json"))
-    if version_id(doc) != version.version_id:
+    if version.version_id not in (version_id(doc), _legacy_version_id(doc)):
         problems.append(
             f"model.json does not hash to its id {version.version_id}: the file was changed"
         )

@@ -182,3 +182,49 @@ def test_the_sparse_layout_fits_the_same_model(sample):
     a, b = (fit_irt(m.codes, item_ids=list(m.item_ids), progress=False) for m in (dense, sparse))
     np.testing.assert_allclose(b.discrimination, a.discrimination, atol=1e-10, rtol=0)
     assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
+
+
+def test_the_data_use_policy_refuses_personal_columns_before_anything_is_written(sample, tmp_path):
+    "D4: a name or an e-mail never reaches a model file; a declared policy limits what is read."
+    import json
+
+    from conftest import run
+
+    folder, db, raw = sample
+    source = f"sqlite:///{db}"
+    out = tmp_path / "model.json"
+    exam = ("--exam", "2026-spring", "--subject", "math", "--out", out, "--quiet")
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        json.dumps({"columns": ["student_id", "item_id", "correct", "exam", "subject"]})
+    )
+    emails = raw[raw.exam == "2026-spring"].assign(
+        student_id=lambda d: d.student_id.str.lower() + "@school.example.org"
+    )
+    emails.to_csv(tmp_path / "emails.csv", index=False)
+    refused = {
+        "a name as the group": (
+            (source, "--group", "student_name", *exam),
+            "column 'student_name' (group) looks like personal data",
+        ),
+        "a name as the id": (
+            (source, "--columns", "student_id=student_name", *exam),
+            "column 'student_name' (student_id) looks like personal data",
+        ),
+        "a column the policy does not declare": (
+            (source, "--group", "language", "--data-policy", policy, *exam),
+            "column 'language' (group) is not in the data-use policy's columns",
+        ),
+        "e-mail addresses as ids": (
+            (tmp_path / "emails.csv", *exam),
+            "student id(s) look like e-mail addresses",
+        ),
+    }
+    for case, (args, message) in refused.items():
+        done = run("irt-nb", "fit", *map(str, args))
+        assert done.returncode == 2 and message in done.stderr, (case, done.stderr)
+        assert "@school" not in done.stderr + done.stdout and "Student " not in done.stderr
+        assert not out.exists() and not list(tmp_path.glob("model.abilities.*")), case
+    allowed = run("irt-nb", "fit", source, "--data-policy", str(policy), *map(str, exam))
+    assert allowed.returncode == 0, allowed.stderr
+    assert "Student " not in out.read_text()  # the names were never read

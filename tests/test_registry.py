@@ -84,7 +84,11 @@ def test_each_gate_failure_is_refused_with_its_reason(sample, tmp_path):
         np.random.default_rng(1).integers(0, 2, (1500, 30)),
     ).astype(np.int8)
     noise = register_calibration(
-        registry, replace(model, abilities=None), noise_codes, settings, "noise"
+        registry,
+        replace(model, abilities=None, data_fingerprint="noise"),
+        noise_codes,
+        settings,
+        "noise",
     )
     # 300 students, one common slope: a 2PL's extra slopes fit noise, and the 1PL predicts better
     rng = np.random.default_rng(1)

@@ -1295,12 +1295,14 @@ class ModelState:
                 canary.get("version"),
                 canary.get("fraction", 0.0),
                 canary.get("shadow", False),
+                pointer.get("erasures", 0),  # a student erased: reload, their ability goes too
             )
             if wanted in (self._applied, self._failed):
                 return
             if wanted[0] is None:
                 raise ValueError(f"{registry.url} has no current version: promote one")
-            have = self.served.by_version() if self.served else {}
+            same_data = self._applied is not None and self._applied[4] == wanted[4]
+            have = self.served.by_version() if self.served and same_data else {}
             current = have.get(wanted[0]) or ModelService(registry.load(wanted[0]))
             other = (
                 (have.get(wanted[1]) or ModelService(registry.load(wanted[1])))

@@ -21,7 +21,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'explain_command', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'explain_command', 'erase_command', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -980,6 +980,11 @@ def _add_registry_options(p, required: bool) -> None:
         metavar="COLUMN",
         help="held-out quality per value of this student column too (e.g. language); the gate judges the worst",
     )
+    _add_storage_option(p)
+
+
+def _add_storage_option(p) -> None:
+    "--storage-option KEY=VALUE, repeatable: an fsspec option of the registry (credentials, endpoint)."
     p.add_argument(
         "--storage-option",
         action="append",
@@ -1048,12 +1053,7 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--model", type=Path, help="model JSON written by `irt-nb fit`")
     p.add_argument("--registry", help="serve the registry's current version, following promotions")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between looks at the registry")
-    p.add_argument(
-        "--storage-option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="fsspec option of the registry",
-    )
+    _add_storage_option(p)
     p.add_argument(
         "--outcomes-store",
         help="SQLAlchemy URL of the drift monitor's store (default: monitoring.sqlite beside the model)",
@@ -1194,7 +1194,7 @@ def _add_models_parser(sub) -> None:
         action.add_argument("registry", help="a folder or URL (s3://...)")
         if needs_version:
             action.add_argument("version", nargs="?" if action is canary else None)
-        action.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+        _add_storage_option(action)
         if action in (promote, rollback, canary):
             action.add_argument("--by", help="who (default: the user name); recorded")
             action.add_argument("--reason", default=action.prog.split()[-1], help="why; recorded")
@@ -1289,6 +1289,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_dif_parser,
         _add_score_table_parser,
         _add_explain_parser,
+        _add_erase_parser,
     ):
         add(sub)
     _add_notebook_parsers(sub)
@@ -1483,6 +1484,56 @@ def _add_explain_parser(sub) -> None:
     p.add_argument("--group", metavar="COLUMN", help="multiple-group models: the column of groups")
     p.add_argument("--json", metavar="PATH", help="also write the whole explanation as JSON")
     p.set_defaults(run=explain_command)
+
+# %% ../nbs/99_cli.ipynb #e2d7a9eb
+def erase_command(args: argparse.Namespace) -> int:
+    "Erase a student from every store named: the student store, every registered version, model files."
+    from irt_nb.erasure import erase_student
+    from irt_nb.registry import Registry
+
+    if not (args.registry or args.students_store or args.model):
+        raise ValueError("name where to erase: --registry, --students-store and/or --model")
+    done = erase_student(
+        args.student,
+        registry=Registry(args.registry, _options(args)) if args.registry else None,
+        students=args.students_store,
+        model_files=args.model or [],
+        by=args.by,
+        reason=args.reason,
+    )
+    if done.student_store is not None:
+        s = done.student_store
+        print(f"student store: {s['states']} state(s) and {s['answers']} answer(s) deleted")
+    if args.registry:
+        print(
+            f"registry: abilities rewritten in {len(done.registry_versions)} version(s) {done.registry_versions}"
+        )
+    if args.model:
+        print(f"model files: abilities rewritten in {done.model_files}")
+    print("erased" if done.found else "the student is in none of the stores named: nothing erased")
+    return 0
+
+
+def _add_erase_parser(sub) -> None:
+    p = sub.add_parser(
+        "erase",
+        help="erase a student from the student store, every registered version and model files",
+    )
+    p.add_argument("student", help="the student id")
+    p.add_argument("--registry", help="model registry: a folder or URL (s3://...)")
+    p.add_argument(
+        "--students-store", help="the student store's URL (sqlite:///..., postgresql+psycopg://...)"
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="FILE",
+        help="a model file outside the registry (repeatable)",
+    )
+    p.add_argument("--by", help="who (default: the user name); recorded")
+    p.add_argument("--reason", default="erasure request", help="why; recorded (never the id)")
+    _add_storage_option(p)
+    p.set_defaults(run=erase_command)
 
 # %% ../nbs/99_cli.ipynb #7d1e0e04
 EXTRAS = {  # module that may be missing -> the extra that installs it (pyproject.toml)

@@ -123,6 +123,9 @@ class StudentStore:
             )
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
+            con.execute(
+                "PRAGMA secure_delete=ON"
+            )  # an erased student's bytes are overwritten, not freed
             self._connections.con = con
         return con
 

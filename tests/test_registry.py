@@ -234,6 +234,70 @@ def test_a_new_item_is_pretested_calibrated_onto_the_scale_and_promoted(sample, 
     assert scale["passed"] and "mean difficulty shift +0.000" in scale["detail"], scale
 
 
+def _post(base: str, path: str, body: dict) -> int:
+    request = urllib.request.Request(
+        base + path, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_an_erased_student_is_in_no_store_and_no_longer_served(sample, tmp_path):
+    "D5: `irt-nb erase` on a served registry, a student store and model files; no file keeps the id."
+    _, settings = sample
+    registry = tmp_path / "registry"
+    versions = []
+    for quadrature in ("61", "41"):  # two versions, each holding every student's ability
+        done = run(
+            "irt-nb", "fit", settings["source"], "--exam", "2026-spring", "--subject", "math",
+            "--quadrature", quadrature, "--out", tmp_path / f"q{quadrature}.json", "--quiet",
+            "--registry", registry, "--holdout", "0",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        versions.append(done.stdout.split("registered version ")[1].split()[0])
+    assert registry_cli("promote", registry, versions[0]).returncode == 0
+    model = load_model(tmp_path / "q61.json")
+    student, item = model.abilities.ids()[5], model.item_ids[0]
+    stores = {name: tmp_path / f"{name}.sqlite" for name in ("students", "outcomes")}
+    by_id = {"student_id": student, "items": [item]}
+    with ApiServer(
+        None, "--registry", str(registry), "--workers", "2", "--log-level", "warning",
+        "--students-store", f"sqlite:///{stores['students']}",
+        "--outcomes-store", f"sqlite:///{stores['outcomes']}",
+    ) as server:  # fmt: skip
+        assert _post(server.base, "/v1/probabilities", by_id) == 200
+        answer = {"student_id": student, "answers": [{"item_id": item, "correct": 1}]}
+        assert _post(server.base, "/v1/answers", answer) == 200
+        outcome = {"student_id": student, "item_id": item, "correct": 1}
+        assert _post(server.base, "/v1/outcomes", outcome) == 200
+        erased = run(
+            "irt-nb", "erase", student, "--registry", registry,
+            "--students-store", f"sqlite:///{stores['students']}",
+            "--model", tmp_path / "q61.json", "--model", tmp_path / "q41.json",
+            "--reason", "request 17",
+        )  # fmt: skip
+        assert erased.returncode == 0, erased.stderr
+        assert "1 state(s) and 1 answer(s) deleted" in erased.stdout
+        assert "abilities rewritten in 2 version(s)" in erased.stdout
+        # each worker reloads when the pointer counts the erasure: 20 refusals in a row, bounded wait
+        refused, deadline = 0, time.monotonic() + 60
+        while refused < 20 and time.monotonic() < deadline:
+            refused = refused + 1 if _post(server.base, "/v1/probabilities", by_id) == 404 else 0
+        assert refused == 20, "a worker still serves the erased student's ability"
+    holders = [
+        path
+        for path in [*registry.rglob("*"), *tmp_path.glob("q*"), *tmp_path.glob("*.sqlite*")]
+        if path.is_file() and student.encode() in path.read_bytes()
+    ]
+    assert holders == [], holders
+    for vid in versions:
+        assert Registry(registry).version(vid).provenance["erasures"][0]["reason"] == "request 17"
+        assert registry_cli("verify", registry, vid).returncode == 0  # the same version, refitted
+
+
 def test_verify_passes_on_a_registered_version_and_fails_on_a_tampered_one(sample, tmp_path):
     _, settings = sample
     registry = Registry(tmp_path / "registry")

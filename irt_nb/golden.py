@@ -21,7 +21,7 @@ import pandas as pd
 from .workbench import private_kernel
 
 # %% auto #0
-__all__ = ['CAPTURE', 'SKIPPED_OPS', 'LOAD_OPS', 'GOLDEN_TEST', 'NotCompared', 'NotebookFailed', 'capture_handoffs', 'difference', 'Comparison', 'compare_handoffs', 'golden_test', 'QueryCheck', 'verify_select_star']
+__all__ = ['CAPTURE', 'SKIPPED_OPS', 'LOAD_OPS', 'SAME_OPS', 'TIMING', 'GOLDEN_TEST', 'NotCompared', 'NotebookFailed', 'capture_handoffs', 'difference', 'Comparison', 'compare_handoffs', 'golden_test', 'QueryCheck', 'verify_select_star']
 
 # %% ../nbs/92_golden.ipynb #a6eeb72d
 CAPTURE = """import pickle as _pickle
@@ -152,12 +152,17 @@ LOAD_OPS = {
 }
 
 
+SAME_OPS = {  # compiled differently with the same meaning (Python 3.11: a method load where a
+    "LOAD_METHOD": "LOAD_ATTR",  # module is imported in the same file, an attribute load otherwise)
+}
+
+
 def _code_signature(function) -> tuple:
     "A function's name, arguments and instructions, with a variable read the same wherever it lives (a notebook global is a closure variable in a draft)."
     jumps = set(dis.hasjrel) | set(dis.hasjabs)
     ops = tuple(
         (
-            "LOAD" if i.opname in LOAD_OPS else i.opname,
+            "LOAD" if i.opname in LOAD_OPS else SAME_OPS.get(i.opname, i.opname),
             None
             if i.opcode in jumps or not isinstance(i.argval, str | int | float | bool | None)
             else i.argval,
@@ -179,6 +184,14 @@ def _statistics(result) -> dict:
     return {k: getattr(result, k) for k in ("params", "bse", "llf", "nobs") if hasattr(result, k)}
 
 
+TIMING = re.compile(r"(^|_)(time|times|seconds|elapsed|duration)$")
+
+
+def _timing(key) -> bool:
+    "A key naming a run time (`fit_time`, `score_time`, `elapsed`): it differs on every run, so it is not compared."
+    return isinstance(key, str) and bool(TIMING.search(key))
+
+
 def _by_value(research, drafted, where: str, at: str, depth: int) -> str | None:
     "Containers, functions, estimators, results and other objects."
     if type(research) is not type(drafted):
@@ -190,9 +203,15 @@ def _by_value(research, drafted, where: str, at: str, depth: int) -> str | None:
         return difference(state(research), state(drafted), where, depth + 1)
     if isinstance(research, dict):
         if list(research) != list(drafted):
-            return f"{at}keys {list(drafted)[:10]} != {list(research)[:10]}"
+            extra = [k for k in drafted if k not in research][:10]
+            missing = [k for k in research if k not in drafted][:10]
+            if not extra and not missing:
+                return f"{at}the same keys in another order: {list(drafted)[:10]}"
+            return f"{at}keys only in the draft {extra}, only in the notebook {missing}"
         parts = (
-            difference(research[k], drafted[k], f"{where}[{k!r}]", depth + 1) for k in research
+            difference(research[k], drafted[k], f"{where}[{k!r}]", depth + 1)
+            for k in research
+            if not _timing(k)
         )
         return next(filter(None, parts), None)
     if isinstance(research, list | tuple):

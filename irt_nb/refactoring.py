@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'POSITIONAL_COLUMNS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'QueryFix', 'select_star_fixes', 'module_level_reads', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'POSITIONAL_COLUMNS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'KEEPS_ITS_OBJECT', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'SNAPSHOT', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'QueryFix', 'select_star_fixes', 'module_level_reads', 'changed_by_methods', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -126,6 +126,8 @@ def defines(tree: ast.AST) -> set[str]:
             names.add(n.id)
         elif isinstance(n, ast.Import | ast.ImportFrom):
             names.update((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and n.name:
+            names.add(n.name)
         for child in ast.iter_child_nodes(n):
             visit(child)
 
@@ -227,6 +229,17 @@ def _call_name(node: ast.Call) -> str:
         if isinstance(func, ast.Name)
         else ""
     )
+
+
+def _reads_data(call: ast.Call) -> bool:
+    "A call that reads data: `read_csv(...)`, `connect(...)`, `open(path)`, but not `open(path, 'wb')`."
+    name = _call_name(call)
+    if name != "open":
+        return name in READS
+    mode = call.args[1] if len(call.args) > 1 else None
+    mode = next((k.value for k in call.keywords if k.arg == "mode"), mode)
+    text = mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else "r"
+    return not any(c in text for c in "wax")
 
 
 def display_only(cell: ResearchCell) -> bool:
@@ -488,7 +501,7 @@ def _reads_outside_preparation(nb: ResearchNotebook) -> list[Finding]:
         if cell.stage in (None, "preparation"):
             continue
         for call in (n for n in ast.walk(cell.tree) if isinstance(n, ast.Call)):
-            if _call_name(call) in READS:
+            if _reads_data(call):
                 found.append(
                     Finding(
                         cell.number,
@@ -642,11 +655,48 @@ WRITERS = {
 }
 
 
+KEEPS_ITS_OBJECT = {  # methods called for what they return or show, not to change their object
+    *DISPLAY,
+    *WRITERS,
+    "copy", "get", "keys", "values", "items", "count", "index", "sum", "mean", "std", "min", "max",
+    "summary", "predict", "predict_proba", "score", "transform", "to_dict", "to_numpy", "tolist",
+}  # fmt: skip
+
+
+def changed_by_methods(statements: list[ast.stmt], names: set[str]) -> list[str]:
+    "Names among `names` a statement calls a method on and drops the result: `slm.calibrate()`, `items.sort()`, `model.fit(X, y)`."
+    changed = []
+    for node in (n for s in statements for n in ast.walk(s)):
+        call = node.value if isinstance(node, ast.Expr) else None
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id in names
+            and call.func.attr not in KEEPS_ITS_OBJECT
+            and not any(k.arg == "inplace" for k in call.keywords)  # `changed_in_place` has those
+        ):
+            changed.append(call.func.value.id)
+    return list(dict.fromkeys(changed))
+
+
 def _habits(nb: ResearchNotebook) -> list[Finding]:
     "In-place changes, `os.chdir`, unseeded randomness and hard-coded output paths in stage cells."
-    found, seeded = [], False
+    found, seeded, made_by = [], False, {}
     for cell in nb.cells:
         calls = [n for n in ast.walk(cell.tree) if isinstance(n, ast.Call)]
+        if cell.stage is not None:  # a method changing what another stage made: the draft copies it
+            other = {n for n, stage in made_by.items() if stage != cell.stage}
+            for name in changed_by_methods(cell.tree.body, other):
+                found.append(
+                    Finding(
+                        cell.number,
+                        "in-place",
+                        f"a method call changes {name!r}, which the {made_by[name]} stage made",
+                        f"assign the result ({name} = ...): the draft works on a copy and hands it on",
+                    )
+                )
+            made_by |= dict.fromkeys(defines(cell.tree), cell.stage)
         seeded |= any(
             ast.unparse(c.func) in ("np.random.seed", "numpy.random.seed", "random.seed") and c.args
             for c in calls
@@ -817,6 +867,10 @@ def free_names(node: ast.AST) -> set[str]:
             bound.add(n.name)
         elif isinstance(n, ast.Import | ast.ImportFrom):
             bound |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and n.name:
+            bound.add(n.name)  # `except E as err`, `case [x, *rest]`
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            bound.add(n.rest)
     read = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return read - bound
 
@@ -956,7 +1010,10 @@ def plan_blocks(nb: ResearchNotebook) -> list[Block]:
         for name in block.inputs:
             hand_over(name)
         made = set().union(*(defines(c.tree) for c in block.cells)) - known
-        made |= set(changed_in_place(statements, set(maker) - {p for p in nb.parameters}))
+        handed = set(maker) - {p for p in nb.parameters}
+        made |= set(changed_in_place(statements, handed)) | set(
+            changed_by_methods(statements, handed)
+        )
         for name in sorted(made):
             maker[name] = block.name
         following = blocks[position + 1].cells[0].number if position + 1 < len(blocks) else 10**9
@@ -1140,10 +1197,15 @@ def function_source(block: Block, hints: dict[str, str], research_name: str) -> 
     )
     cells = ", ".join(str(c.number) for c in block.cells)
     code = _body(block)
-    changed = changed_in_place(ast.parse(code).body, set(block.inputs))
+    statements = ast.parse(code).body
+    changed = changed_in_place(statements, set(block.inputs))
     copies = [
         f"{n} = {n}.copy()  # changed in place below: leave the caller's data alone"
         for n in changed
+    ] + [
+        f"{n} = copy.deepcopy({n})  # a method below changes it: leave the caller's object alone"
+        for n in changed_by_methods(statements, set(block.inputs))
+        if n not in changed
     ]
     body = "\n".join("    " + ln if ln.strip() else "" for ln in [*copies, *code.splitlines()])
     if len(returns) > 1:
@@ -1185,7 +1247,10 @@ def helper_source(nb: ResearchNotebook, name: str) -> str:
 def _needed_imports(nb: ResearchNotebook, code: str) -> list[str]:
     "The import statements whose names `code` uses."
     used = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
-    return [s for s in dict.fromkeys(nb.imports) if imported_names([s]) & used]
+    found = [s for s in dict.fromkeys(nb.imports) if imported_names([s]) & used]
+    if "copy" in used and "copy" not in imported_names(found):  # a draft's own deepcopy
+        found.insert(0, "import copy")
+    return found
 
 # %% ../nbs/91_refactoring.ipynb #c0ffee32
 FITS = {
@@ -1218,7 +1283,12 @@ def _suggest(cell: ResearchCell, made_by: dict[str, str], started: bool) -> tupl
     if display_only(cell):
         return None, "only prints, displays or plots"
     read = next(
-        (n for n in sorted(names) if n in READS or n.startswith(("read_", "load_", "fetch_"))), None
+        (
+            _call_name(c)
+            for c in calls
+            if _reads_data(c) or _call_name(c).startswith(("read_", "load_", "fetch_"))
+        ),
+        None,
     )
     if read:
         return "preparation", f"reads data ({read})"
@@ -1276,9 +1346,9 @@ def _pipeline_source(nb: ResearchNotebook, blocks: list[Block], parameters: dict
     "`run_pipeline`: the blocks chained as the notebook did, returning every hand-off by block."
     lines = [
         "def run_pipeline(stop_before: str | None = None, **overrides) -> dict:",
-        '    "Run the drafted blocks in the notebook\'s order (in its folder); every hand-off: {block: {name: value}}."',
+        '    "Run the drafted blocks in the notebook\'s order (in its folder); every hand-off as its block returned it: {block: {name: value}} (with stop_before: as they are then)."',
         "    _p = {**PARAMETERS, **overrides}  # underscored: a notebook's own `p` or `values` cannot clash",
-        "    _values = {}",
+        "    _values, _live = {}, {}  # each block's hand-offs as it returned them, and as they are now",
         "    with contextlib.chdir(RESEARCH.parent):  # the notebook's relative paths",
     ]
     for block in blocks:
@@ -1286,19 +1356,37 @@ def _pipeline_source(nb: ResearchNotebook, blocks: list[Block], parameters: dict
             f"{n}=_p[{n!r}]" if block.origins[n] == "parameters" else f"{n}={n}"
             for n in block.inputs
         )
-        lines.append(f"        if stop_before == {block.name!r}:\n            return _values")
+        lines.append(
+            f"        if stop_before == {block.name!r}:  # what {block.name} would be given\n            return _live"
+        )
         outputs = block.outputs
         if len(outputs) > 1:  # a typed result: its fields are the hand-offs
             lines.append(f"        _result = {block.name}({args})")
             lines.append(f"        {', '.join(outputs)} = _result")
-            lines.append(f"        _values[{block.name!r}] = _result._asdict()")
+            lines.append(f"        _live[{block.name!r}] = _result._asdict()")
+            lines.append(f"        _values[{block.name!r}] = _snapshot(_live[{block.name!r}])")
         else:
             target = outputs[0] if outputs else "_"
             lines.append(f"        {target} = {block.name}({args})")
             shown = f"{{{outputs[0]!r}: {outputs[0]}}}" if outputs else "{}"
-            lines.append(f"        _values[{block.name!r}] = {shown}")
+            lines.append(f"        _live[{block.name!r}] = {shown}")
+            lines.append(f"        _values[{block.name!r}] = _snapshot(_live[{block.name!r}])")
     lines.append("    return _values")
     return "\n".join(lines) + "\n"
+
+
+SNAPSHOT = """def _snapshot(values: dict) -> dict:
+    "Each hand-off as it is when its block returns: a later block may change it in place (the notebook's capture is taken after each block too)."
+    import copy
+
+    kept = {}
+    for name, value in values.items():
+        try:
+            kept[name] = copy.deepcopy(value)
+        except Exception:  # not copyable (a connection, a generator): kept as it is
+            kept[name] = value
+    return kept
+"""
 
 
 def drafted_module(nb: ResearchNotebook, blocks: list[Block], parameters: dict) -> str:
@@ -1317,6 +1405,8 @@ def drafted_module(nb: ResearchNotebook, blocks: list[Block], parameters: dict) 
         f"PARAMETERS = {parameters!r}\n\n\n"
         + (helpers + "\n\n" if helpers else "")
         + functions
+        + "\n\n"
+        + SNAPSHOT
         + "\n\n"
         + pipeline
     )
@@ -1425,6 +1515,8 @@ def pipeline_notebook(nb: ResearchNotebook, blocks: list[Block], parameters: dic
                 "code",
                 "#| export pipeline\n"
                 + f"RESEARCH = Path({str(nb.path.resolve())!r})\nPARAMETERS = {parameters!r}\n\n\n"
+                + SNAPSHOT
+                + "\n\n"
                 + _pipeline_source(nb, blocks, parameters),
             ),
             (

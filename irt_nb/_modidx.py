@@ -627,6 +627,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'irt_nb.refactoring.read_research': ('refactoring.html#read_research', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.reads': ('refactoring.html#reads', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.result_class': ('refactoring.html#result_class', 'irt_nb/refactoring.py'),
+                                    'irt_nb.refactoring.runs_python': ('refactoring.html#runs_python', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.select_star_fixes': ('refactoring.html#select_star_fixes', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.split_long': ('refactoring.html#split_long', 'irt_nb/refactoring.py'),
                                     'irt_nb.refactoring.suggest_stages': ('refactoring.html#suggest_stages', 'irt_nb/refactoring.py'),

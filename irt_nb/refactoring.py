@@ -16,7 +16,7 @@ from pathlib import Path
 from .workbench import DIRECTIVE_RE, cell_source, read_notebook, staged_cells
 
 # %% auto #0
-__all__ = ['IPYTHON_LINE', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'POSITIONAL_COLUMNS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'KEEPS_ITS_OBJECT', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'PREPROCESSORS', 'SNAPSHOT', 'ResearchCell', 'ResearchNotebook', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'QueryFix', 'select_star_fixes', 'module_level_reads', 'changed_by_methods', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
+__all__ = ['IPYTHON_LINE', 'PYTHON_CELL_MAGICS', 'BUILTINS', 'COMPREHENSIONS', 'READS', 'DISPLAY', 'PLAIN_NUMBERS', 'FRAME_METHODS', 'COLUMN_KEYWORDS', 'POSITIONAL_COLUMNS', 'DATAFRAME_ATTRIBUTES', 'UNSEEDED', 'WRITERS', 'KEEPS_ITS_OBJECT', 'MAX_BLOCK_LINES', 'PANDAS_MAKERS', 'NUMPY_MAKERS', 'FITS', 'MAKERS', 'PREPROCESSORS', 'SNAPSHOT', 'ResearchCell', 'ResearchNotebook', 'runs_python', 'ipython_lines', 'read_research', 'defines', 'comprehension_names', 'reads', 'imported_names', 'Finding', 'display_only', 'QueryFix', 'select_star_fixes', 'module_level_reads', 'changed_by_methods', 'drafted_lines', 'lint_research', 'Block', 'free_names', 'module_helpers', 'changed_in_place', 'split_long', 'plan_blocks', 'function_source', 'result_class', 'helper_source', 'Suggestion', 'suggest_stages', 'write_suggested', 'drafted_module', 'draft_notebook', 'pipeline_notebook', 'draft_modules']
 
 # %% ../nbs/91_refactoring.ipynb #375cff60
 @dataclass
@@ -53,6 +53,20 @@ def _code(source: str) -> str:
     return "\n".join(lines).rstrip()  # blank, not removed: line numbers stay the cell's
 
 
+PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "memit", "px"}
+
+
+def runs_python(source: str) -> bool:
+    "False for a cell Jupyter does not run as Python: `%%script false`, `%%bash`, `%%html`, `%%writefile`."
+    for line in source.splitlines():
+        if not line.strip() or DIRECTIVE_RE.match(line):
+            continue
+        if line.lstrip().startswith("%%"):
+            return line.lstrip()[2:].split(maxsplit=1)[0] in PYTHON_CELL_MAGICS
+        return True
+    return True
+
+
 def ipython_lines(source: str) -> list[str]:
     "The IPython-only lines of a cell (what `_code` leaves out), for lint to name."
     return [
@@ -69,8 +83,8 @@ def read_research(path: str | Path) -> ResearchNotebook:
     stages = {c.number: c.stage for c in staged_cells(path)}
     parameters, parameter_lines, imports, cells = {}, {}, [], []
     for number, cell in enumerate(nb["cells"], start=1):
-        if cell.get("cell_type") != "code":
-            continue
+        if cell.get("cell_type") != "code" or not runs_python(cell_source(cell)):
+            continue  # markdown, or a cell Jupyter runs as another language (or not at all)
         code = _code(cell_source(cell))
         try:
             tree = ast.parse(code)
@@ -1264,7 +1278,21 @@ FITS = {
     "lstsq",
     "polyfit",
     "fit_irt",
+    "calibrate",
+    "estimate",
+    "brentq",
+    "fminbound",
+    "fmin",
+    "fmin_powell",
+    "fsolve",
+    "root",
+    "root_scalar",
+    "minimize_scalar",
+    "newton",
+    "quad",
+    "fixed_quad",
 }
+MAKERS = ("create_", "simulate", "generate", "make_", "synthetic")  # functions that make the data
 PREPROCESSORS = ("Scaler", "Encoder", "Imputer", "Vectorizer", "Transformer", "PCA")
 
 
@@ -1286,13 +1314,18 @@ def _suggest(cell: ResearchCell, made_by: dict[str, str], started: bool) -> tupl
         (
             _call_name(c)
             for c in calls
-            if _reads_data(c) or _call_name(c).startswith(("read_", "load_", "fetch_"))
+            if _reads_data(c) or _call_name(c).startswith(("read", "load", "fetch", "download"))
         ),
         None,
     )
     if read:
         return "preparation", f"reads data ({read})"
-    fitted = sorted(names & FITS)
+    made = next(
+        (n for n in sorted(names) if made_by.get(n) == "preparation" and n.startswith(MAKERS)), None
+    )
+    if made:  # calls a function of the preparation cells that makes data: simulate, create_...
+        return "preparation", f"makes the data ({made})"
+    fitted = sorted(n for n in names if n in FITS or "estimate" in n or n.startswith("fit_"))
     text = ast.unparse(cell.tree)
     if fitted and not any(p in text for p in PREPROCESSORS):
         return "calculation", f"fits or estimates ({fitted[0]})"

@@ -36,7 +36,7 @@ import irt_nb
 from .adaptive import AdaptiveEngine, StoppingRule, select_items
 from .auth import KeyStore
 from .calculation import CalibratedModel
-from .explain import explain_ability
+from .explain import explain_state
 from .model_file import ITEM_FIELDS, load_model
 from .registry import Registry, record_canary, version_id
 from .scoring import score_persons
@@ -829,15 +829,7 @@ async def explain_student(request: Request) -> Response:
             "unknown_student",
             [f"no answers of student {student_id!r} under version {version}"],
         )
-    group = service.model.group(state.group)
-    own = (state.center, state.scale) != (group.mean, group.sd)  # started at their calibrated θ̂
-    explained = explain_ability(
-        service.model,
-        list(zip(state.items, state.responses, strict=True)),
-        group=state.group,
-        prior=(state.center, state.scale),
-        prior_source="calibrated ability, widened" if own else "group prior",
-    )
+    explained = explain_state(service.model, state)
     return _json({"student_id": student_id, "model_version": version, **explained.to_dict()})
 
 

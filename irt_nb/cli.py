@@ -1424,12 +1424,16 @@ def _add_score_table_parser(sub) -> None:
 def explain_command(args: argparse.Namespace) -> int:
     "One student's EAP ability step by step: the prior, each answer's log-likelihood term, the posterior."
     from irt_nb.explain import explain_ability
-    from irt_nb.model_file import load_model, write_atomic
+    from irt_nb.model_file import load_model
     from irt_nb.pipeline import read_grouped
 
-    if args.source is None:
-        raise ValueError("explain needs the student's answers: --data SOURCE")
+    if (args.source is None) == (args.students_store is None):
+        raise ValueError(
+            "explain needs the student's answers: --data SOURCE, or --students-store URL (adaptive answers)"
+        )
     model = load_model(args.model)
+    if args.students_store:
+        return _explain_from_store(args, model)
     matrix, labels = read_grouped(
         args.source, args.group, args.attempt_policy, **_read_options(args)
     )
@@ -1451,8 +1455,30 @@ def explain_command(args: argparse.Namespace) -> int:
     answered = [(item, x) for item, x in answered if item in known]
     group = None if labels is None else str(labels[row])
     explained = explain_ability(model, answered, group=group)
+    return _print_explanation(args, explained, len(answered), group)
+
+
+def _explain_from_store(args: argparse.Namespace, model) -> int:
+    "The student's adaptive state under this model file's version, from the student store."
+    from irt_nb.explain import explain_state
+    from irt_nb.registry import version_id
+    from irt_nb.student_store import StudentStore
+
+    version = version_id(json.loads(Path(args.model).read_text(encoding="utf-8")))
+    state = StudentStore(args.students_store).load(version, args.student)
+    if state is None or not state.n_answers:
+        raise ValueError(
+            f"no answers of student {args.student!r} under model version {version} in the student store"
+        )
+    explained = explain_state(model, state)
+    return _print_explanation(args, explained, state.n_answers, state.group)
+
+
+def _print_explanation(args: argparse.Namespace, explained, n_answers: int, group) -> int:
+    from irt_nb.model_file import write_atomic
+
     print(
-        f"student {args.student}: {len(answered)} answers; prior N({explained.prior_mean:.3f}, "
+        f"student {args.student}: {n_answers} answers; prior N({explained.prior_mean:.3f}, "
         f"{explained.prior_sd:.3f}²) ({explained.prior_source}{', group ' + group if group else ''}), "
         f"{len(explained.nodes)} quadrature nodes"
     )
@@ -1475,6 +1501,11 @@ def _add_explain_parser(sub) -> None:
     p.add_argument("model", type=Path, help="model file written by `irt-nb fit` or `irt-nb report`")
     p.add_argument("--student", required=True, help="the student id to explain")
     _add_data_options(p, optional=True)
+    p.add_argument(
+        "--students-store",
+        metavar="URL",
+        help="instead of --data: the answers the student gave through the adaptive API (sqlite:///...)",
+    )
     p.add_argument(
         "--unknown-items",
         choices=["error", "skip"],

@@ -15,7 +15,7 @@ from .calculation import CalibratedModel
 from .stores import normal_quadrature
 
 # %% auto #0
-__all__ = ['AbilityExplanation', 'explain_ability']
+__all__ = ['AbilityExplanation', 'explain_ability', 'explain_state']
 
 # %% ../nbs/02e_explain.ipynb #4b4b2c2e
 @dataclass(frozen=True)
@@ -118,4 +118,17 @@ def explain_ability(
     )
     return AbilityExplanation(
         mean, sd, prior_source, group, nodes, log_prior, table, terms, posterior, theta, se
+    )
+
+# %% ../nbs/02e_explain.ipynb #6582a5c3
+def explain_state(model: CalibratedModel, state) -> AbilityExplanation:
+    "The explanation of an adaptive student's served ability (`irt_nb.adaptive.StudentState`): their answers under their own prior."
+    group = model.group(state.group)
+    own = (state.center, state.scale) != (group.mean, group.sd)  # started at their calibrated θ̂
+    return explain_ability(
+        model,
+        list(zip(state.items, state.responses, strict=True)),
+        group=state.group,
+        prior=(state.center, state.scale),
+        prior_source="calibrated ability, widened" if own else "group prior",
     )

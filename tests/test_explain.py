@@ -61,7 +61,10 @@ def test_the_explanation_adds_up_to_the_score_the_student_gets(lsat, student):
     "options, message",
     [
         (["--student", "nobody", "--data", "lsat7.csv", "--wide"], "student 'nobody' is not in"),
-        (["--student", "s0001"], "explain needs the student's answers: --data SOURCE"),
+        (
+            ["--student", "s0001"],
+            "explain needs the student's answers: --data SOURCE, or --students-store",
+        ),
     ],
 )
 def test_a_bad_request_is_one_line_and_exit_2(lsat, options, message):
@@ -69,3 +72,31 @@ def test_a_bad_request_is_one_line_and_exit_2(lsat, options, message):
     done = run("irt-nb", "explain", "lsat7.json", *options, cwd=folder)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_an_adaptive_students_answers_are_explained_from_the_student_store(lsat, tmp_path):
+    "The answers a student gave through /v1/answers, as `irt-nb explain --students-store` reads them."
+    from irt_nb.adaptive import AdaptiveEngine
+    from irt_nb.model_file import load_model
+    from irt_nb.registry import version_id
+    from irt_nb.student_store import StudentStore
+
+    folder, _, _ = lsat
+    model_file, store_url = folder / "lsat7.json", f"sqlite:///{tmp_path / 'students.sqlite'}"
+    engine = AdaptiveEngine(load_model(model_file))
+    version = version_id(json.loads(model_file.read_text()))
+    answers = [("Q1", 1), ("Q3", 0), ("Q4", 1)]
+    state = StudentStore(store_url).record(version, "ana", answers, engine, engine.start)
+    done = run(
+        "irt-nb", "explain", model_file, "--student", "ana", "--students-store", store_url,
+        "--json", tmp_path / "ana.json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    explained = json.loads((tmp_path / "ana.json").read_text())
+    assert [(a["item_id"], a["answer"]) for a in explained["answers"]] == answers
+    assert explained["theta"] == pytest.approx(engine.estimate(state)[0], abs=1e-10)
+    assert explained["prior"]["source"] == "group prior"
+    unknown = run(
+        "irt-nb", "explain", model_file, "--student", "bob", "--students-store", store_url
+    )
+    assert unknown.returncode == 2 and "no answers of student 'bob'" in unknown.stderr

@@ -23,6 +23,24 @@ BIN = Path(
 ).parent  # the project's virtualenv scripts (irt-nb, nbdev-export, papermill)
 
 
+LSAT7_ITEMS = ["Q1", "Q2", "Q3", "Q4", "Q5"]
+
+
+def lsat7_wide(path: Path, blank: dict | None = None):
+    "LSAT7 (shared/data) as a wide CSV at `path`, one row per examinee (ids s0000...); `blank`: {item: rows} left unanswered. The pattern frequencies."
+    import numpy as np
+    import pandas as pd
+
+    patterns = pd.read_csv(ROOT / "data/lsat7/lsat7_freq.csv")
+    answers = np.repeat(patterns[LSAT7_ITEMS].to_numpy(), patterns.freq, axis=0).astype(float)
+    wide = pd.DataFrame(answers, columns=LSAT7_ITEMS)
+    for item, rows in (blank or {}).items():
+        wide.loc[rows, item] = np.nan
+    wide.insert(0, "student_id", [f"s{i:04d}" for i in range(len(wide))])
+    wide.to_csv(path, index=False)
+    return patterns
+
+
 def run(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess:
     "Run a command of the project's virtualenv and capture its output."
     return subprocess.run(

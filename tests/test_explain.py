@@ -5,21 +5,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, run
-
-ITEMS = ["Q1", "Q2", "Q3", "Q4", "Q5"]
+from conftest import lsat7_wide, run
 
 
 @pytest.fixture(scope="module")
 def lsat(tmp_path_factory):
     "LSAT7 as a wide CSV with a few answers blanked, its 2PL model and every student's EAP score."
     folder = tmp_path_factory.mktemp("explain")
-    patterns = pd.read_csv(ROOT / "data/lsat7/lsat7_freq.csv")
-    wide = pd.DataFrame(np.repeat(patterns[ITEMS].to_numpy(), patterns.freq, axis=0), columns=ITEMS)
-    wide = wide.astype(float)
-    wide.loc[[3, 500], "Q2"] = np.nan  # a student who skipped a question is explained too
-    wide.insert(0, "student_id", [f"s{i:04d}" for i in range(len(wide))])
-    wide.to_csv(folder / "lsat7.csv", index=False)
+    lsat7_wide(folder / "lsat7.csv", blank={"Q2": [3, 500]})  # a skipped question is explained too
+    wide = pd.read_csv(folder / "lsat7.csv")
     for command in (
         ("fit", "lsat7.csv", "--wide", "--out", "lsat7.json", "--quiet"),
         ("score", "lsat7.json", "lsat7.csv", "--wide", "--out", "scores.csv"),

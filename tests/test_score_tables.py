@@ -7,19 +7,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, run
-
-ITEMS = ["Q1", "Q2", "Q3", "Q4", "Q5"]
+from conftest import LSAT7_ITEMS as ITEMS  # noqa: E402
+from conftest import lsat7_wide, run
 
 
 @pytest.fixture(scope="module")
 def lsat(tmp_path_factory):
     "LSAT7 as a wide CSV (one row per examinee) and its 2PL model file from `irt-nb fit`."
     folder = tmp_path_factory.mktemp("lsat")
-    patterns = pd.read_csv(ROOT / "data/lsat7/lsat7_freq.csv")
-    wide = pd.DataFrame(np.repeat(patterns[ITEMS].to_numpy(), patterns.freq, axis=0), columns=ITEMS)
-    wide.insert(0, "student_id", [f"s{i:04d}" for i in range(len(wide))])
-    wide.to_csv(folder / "lsat7.csv", index=False)
+    patterns = lsat7_wide(folder / "lsat7.csv")
     fitted = run(
         "irt-nb", "fit", "lsat7.csv", "--wide", "--out", "lsat7.json", "--quiet", cwd=folder
     )
@@ -118,31 +114,11 @@ def test_students_with_a_missing_answer_are_counted_not_lost(lsat, tmp_path):
     wide.loc[:9, "Q3"] = np.nan
     wide["Q9"] = 1
     wide.to_csv(tmp_path / "gappy.csv", index=False)
-    model = str(folder / "lsat7.json")
-    unknown = run(
-        "irt-nb",
-        "score-table",
-        model,
-        "--data",
-        "gappy.csv",
-        "--wide",
-        "--out",
-        "t.csv",
-        cwd=tmp_path,
-    )
+    table = ("irt-nb", "score-table", str(folder / "lsat7.json"), "--data", "gappy.csv", "--wide")
+    unknown = run(*table, "--out", "t.csv", cwd=tmp_path)
     assert unknown.returncode == 2 and "not in the model: ['Q9']" in unknown.stderr
     wide.drop(columns="Q9").to_csv(tmp_path / "gappy.csv", index=False)
-    done = run(
-        "irt-nb",
-        "score-table",
-        model,
-        "--data",
-        "gappy.csv",
-        "--wide",
-        "--out",
-        "t.csv",
-        cwd=tmp_path,
-    )
+    done = run(*table, "--out", "t.csv", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "t.json").read_text())
     assert (summary["persons_with_every_answer"], summary["persons_with_a_missing_answer"]) == (

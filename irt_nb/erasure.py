@@ -77,21 +77,9 @@ def erase_from_registry(
         )
         registry._put(json.dumps(record, indent=1), "versions", vid, "version.json")
         erased.append(vid)
-    if erased:
-        pointer = registry.pointer()
-        entry = {
-            "time": _now(),
-            "action": "erase",
-            "by": by or getpass.getuser(),
-            "reason": reason,
-            "versions": erased,
-        }
-        updated = {
-            **pointer,
-            "erasures": pointer.get("erasures", 0) + 1,
-            "history": [*pointer["history"], entry],
-        }
-        registry._put(json.dumps(updated, indent=1), "pointer.json")
+    if erased:  # the count tells serving workers to reload
+        erasures = registry.pointer().get("erasures", 0) + 1
+        registry.move("erase", by, reason, versions=erased, erasures=erasures)
     return erased
 
 # %% ../nbs/13a_erasure.ipynb #d7a597c1

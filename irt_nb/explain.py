@@ -95,7 +95,8 @@ def explain_ability(
     z, weights = normal_quadrature(n_quadrature or model.n_quadrature)
     nodes, log_prior = mean + sd * z, np.log(weights)
     columns = [position[item] for item, _ in pairs]
-    log_p, log_q = model.kind.log_probabilities(nodes, model.group_params(group)[columns])
+    rows = model.group_params(group)[columns]
+    log_p, log_q = model.kind.log_probabilities(nodes, rows)
     right = np.array([x for _, x in pairs], bool)
     terms = np.where(right, log_p, log_q).T  # (answers, nodes)
     log_post = log_prior + terms.sum(axis=0)
@@ -103,9 +104,7 @@ def explain_ability(
     posterior /= posterior.sum()
     theta = float(nodes @ posterior)
     se = float(np.sqrt(max((nodes - theta) ** 2 @ posterior, 0.0)))
-    at_theta_p, at_theta_q = model.kind.log_probabilities(
-        np.array([theta]), model.group_params(group)[columns]
-    )
+    at_theta_p, at_theta_q = model.kind.log_probabilities(np.array([theta]), rows)
     table = pd.DataFrame(
         {
             "item_id": [item for item, _ in pairs],

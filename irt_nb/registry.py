@@ -35,14 +35,16 @@ def version_id(model_doc: dict) -> str:
     "A short id derived from a model's content (not from when or by whom it was written, nor its students' abilities)."
     # The abilities sidecar is data about students, not the model: erasing a student rewrites it
     # (irt_nb.erasure) and the version stays the version. The sidecar is checked by its own SHA-256.
-    skip = ("created", "package_version", "abilities")
-    content = {k: v for k, v in model_doc.items() if k not in skip}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+    return _content_id(model_doc, skip=("created", "package_version", "abilities"))
 
 
 def _legacy_version_id(model_doc: dict) -> str:
     "Versions registered before erasures existed (December 2026) hashed the abilities reference too."
-    content = {k: v for k, v in model_doc.items() if k not in ("created", "package_version")}
+    return _content_id(model_doc, skip=("created", "package_version"))
+
+
+def _content_id(model_doc: dict, skip: tuple[str, ...]) -> str:
+    content = {k: v for k, v in model_doc.items() if k not in skip}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -212,7 +214,7 @@ class Registry:
         }
         updated = {
             **pointer,
-            **{k: v for k, v in changes.items() if k in ("current", "canary")},
+            **{k: v for k, v in changes.items() if k in ("current", "canary", "erasures")},
             "history": [*pointer["history"], entry],
         }
         self._put(json.dumps(updated, indent=1), "pointer.json")
@@ -289,12 +291,16 @@ def predictive_logloss(
     y = codes[rows[held], cols[held]].astype(float)
     theta = score_persons(model, training, "eap").theta
     p = np.clip(model.probability(theta)[rows[held], cols[held]], 1e-12, 1 - 1e-12)
+    return _logloss(p, y)
+
+
+def _logloss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
 
 def slice_quality(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> dict:
     "Held-out quality of one slice: log-loss, bias (mean predicted − observed) and expected calibration error."
-    logloss = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    logloss = _logloss(p, y)
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)
     gap = np.bincount(bins, p - y, minlength=n_bins)  # Σ (p − y) per bin
@@ -334,7 +340,7 @@ def holdout_metrics(
         else:
             p = model.probability(score_persons(model, training, "eap").theta)
         p = np.clip(p[rows[held], cols[held]], 1e-12, 1 - 1e-12)
-        return p, float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+        return p, _logloss(p, y)
 
     model = fit_irt(training, progress=False, standard_errors=False, **fit_options)
     p, logloss = held_out_loss(model)

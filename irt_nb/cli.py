@@ -21,7 +21,7 @@ from irt_nb.workbench import (
 )
 
 # %% auto #0
-__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'explain_command', 'erase_command', 'missing_extra', 'main']
+__all__ = ['EXTRAS', 'stages_command', 'check_stages_command', 'check_sync_command', 'lint_research_command', 'refactor_command', 'check_environment_command', 'clean_nb_command', 'sample_command', 'fit_command', 'score_command', 'report_command', 'serve_command', 'keys_command', 'models_command', 'monitor_command', 'link_command', 'dif_command', 'LazyChoices', 'build_parser', 'score_table_command', 'diagnose_command', 'explain_command', 'erase_command', 'missing_extra', 'main']
 
 # %% ../nbs/99_cli.ipynb #42573780
 def stages_command(args: argparse.Namespace) -> int:
@@ -1288,6 +1288,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_link_parser,
         _add_dif_parser,
         _add_score_table_parser,
+        _add_diagnose_parser,
         _add_explain_parser,
         _add_erase_parser,
     ):
@@ -1419,6 +1420,59 @@ def _add_score_table_parser(sub) -> None:
         "--cut-on", choices=["theta", "scale"], default="theta", help="what the cuts are on"
     )
     p.set_defaults(run=score_table_command)
+
+# %% ../nbs/99_cli.ipynb #820e2ad3
+def diagnose_command(args: argparse.Namespace) -> int:
+    "Model, item, person and pair fit of MODEL on DATA: four files in --out and the advice on the terminal."
+    from irt_nb.diagnostics import diagnose
+    from irt_nb.model_file import load_model, write_atomic
+    from irt_nb.pipeline import read_grouped, write_table
+    from irt_nb.scoring import align_responses
+
+    model = load_model(args.model)
+    matrix, _ = read_grouped(args.source, None, args.attempt_policy, **_read_options(args))
+    codes, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
+    if unknown:
+        raise ValueError(f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}")
+    found = diagnose(model, codes, alpha=args.alpha, q3_star_above=args.q3_star_above)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    persons = found.persons.copy()
+    persons.insert(0, "student_id", [str(i) for i in matrix.person_ids])
+    summary = found.model_fit.to_dict() | {"model": str(args.model), "advice": found.advice}
+    written = [
+        write_atomic(out / "model_fit.json", json.dumps(summary, indent=1)),
+        write_table(found.items, out / "item_fit.csv"),
+        write_table(persons, out / "person_fit.csv"),
+        write_table(found.pairs, out / "local_dependence.csv"),
+    ]
+    print("\n".join(found.advice))
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+def _add_diagnose_parser(sub) -> None:
+    p = sub.add_parser(
+        "diagnose",
+        help="model fit (M2, RMSEA, SRMSR, CFI, TLI), item fit (S-X2, Zh), person fit (lz*) and local dependence (Q3, LD-X2)",
+    )
+    p.add_argument("model", type=Path, help="model file written by `irt-nb fit` or `irt-nb report`")
+    _add_data_options(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder for model_fit.json, item_fit.csv, person_fit.csv, local_dependence.csv",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="flag items whose Holm-adjusted S-X2 p is below this",
+    )
+    p.add_argument(
+        "--q3-star-above", type=float, default=0.2, help="flag item pairs whose Q3* is above this"
+    )
+    p.set_defaults(run=diagnose_command)
 
 # %% ../nbs/99_cli.ipynb #907dc3f0
 def explain_command(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import pytest
 from conftest import lsat7_wide, run
 from scipy.special import expit
 
+from irt_nb import diagnostics
 from irt_nb.calculation import fit_irt
 from irt_nb.diagnostics import model_fit, person_fit
 from irt_nb.stores import MISSING
@@ -75,22 +76,33 @@ def _two_pl(rng, n_persons, a, b, missing=0.0):
     return codes
 
 
-def test_m2_keeps_its_chi_square_distribution_with_missing_answers():
+def _as_if_complete(codes):
+    counts = diagnostics._observed_margins(codes)[1]
+    return lambda answered, keep: np.outer(counts[keep], counts[keep]) / len(codes)
+
+
+def test_m2_keeps_its_chi_square_distribution_with_missing_answers(monkeypatch):
     """30 samples of 1,500 students on 6 items, a quarter of the answers missing at random. Under the
-    true model M2 averages its df (9); counting every margin as if all students had answered it
-    (the complete-data Σ) would inflate it by about 1.6 and reject far more often than 5%."""
+    true model M2 averages its df (9). The complete-data covariance Σ = Ξ/N, as if every margin were a
+    mean over all students, averages 33 and rejects 90% of these samples: the pair counts are what
+    keep M2 calibrated."""
     rng = np.random.default_rng(11)
     a, b = np.array([0.8, 1.0, 1.2, 1.5, 1.8, 2.0]), np.array([-1.0, -0.5, 0.0, 0.3, 0.8, 1.2])
-    m2, df, p = [], set(), []
+    m2, df, p, complete_data = [], set(), [], []
     for _ in range(30):
         codes = _two_pl(rng, 1500, a, b, missing=0.25)
-        found = model_fit(fit_irt(np.where(codes == MISSING, np.nan, codes)), codes)
+        model = fit_irt(np.where(codes == MISSING, np.nan, codes))
+        found = model_fit(model, codes)
         m2.append(found.m2), p.append(found.p), df.add(found.df)
         assert 0.23 < found.share_missing < 0.27
+        with monkeypatch.context() as patch:  # n_uv = n_u n_v / N: Σ = Ξ / N
+            patch.setattr(diagnostics, "_pair_counts", _as_if_complete(codes))
+            complete_data.append(model_fit(model, codes).m2)
     assert df == {9}
     mean = np.mean(m2)
     assert abs(mean - 9) < 3 * np.sqrt(2 * 9 / 30), mean  # within 3 SE of its df
     assert np.mean(np.array(p) < 0.05) <= 0.2
+    assert np.mean(complete_data) > 2 * mean
     # and M2 has power: a 1PL on the same kind of data is rejected
     codes = _two_pl(rng, 1500, a, b, missing=0.25)
     wrong = model_fit(fit_irt(np.where(codes == MISSING, np.nan, codes), model="1pl"), codes)

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import fastjsonschema
@@ -39,10 +39,11 @@ from .calculation import CalibratedModel
 from .explain import explain_state
 from .model_file import ITEM_FIELDS, load_model
 from .registry import Registry, record_canary, version_id
+from .score_tables import model_scale, score_table
 from .scoring import score_persons
 
 # %% auto #0
-__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'AdaptiveSettings', 'answers', 'next_item', 'student', 'explain_student', 'delete_student', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
+__all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES', 'log', 'ApiError', 'validate', 'ModelService', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'probabilities', 'batch_probabilities', 'abilities', 'score_table_view', 'items', 'item', 'model_info', 'health', 'ready', 'openapi', 'outcomes', 'drift', 'metrics', 'AdaptiveSettings', 'answers', 'next_item', 'student', 'explain_student', 'delete_student', 'Endpoint', 'guarded', 'api_error', 'http_error', 'server_error', 'AccessLog', 'RequestIdMiddleware', 'openapi_document', 'ModelState', 'model_version', 'create_app', 'app_from_environment']
 
 # %% ../nbs/05_api.ipynb #7718cc76
 SCHEMAS_DIR = (
@@ -145,6 +146,7 @@ class ModelService:
         )  # the item model's formula (irt_nb.item_models)
         self.abilities = model.abilities
         self._engine = None
+        self.score_table = None  # GET /v1/score-table's answer, once asked for
 
     def adaptive(self, settings: AdaptiveSettings) -> AdaptiveEngine:
         "This version's adaptive engine (built on first use)."
@@ -521,16 +523,36 @@ async def abilities(request: Request) -> Response:
             [],
             [],
         )
-    return _json(
-        {
-            "theta": theta,
-            "se": se,
-            "method": method,
-            "n_responses": n,
-            "at_bound": at_bound,
-            "warnings": warnings,
+    found = {
+        "theta": theta,
+        "se": se,
+        "method": method,
+        "n_responses": n,
+        "at_bound": at_bound,
+        "warnings": warnings,
+    }
+    scale = model_scale(service.model)
+    if scale is not None:  # the model file carries a reporting scale
+        found |= {
+            "scale_score": float(scale.scores(theta)),
+            "scale_se": float(scale.standard_errors(se)),
         }
-    )
+    return _json(found)
+
+
+async def score_table_view(request: Request) -> Response:
+    "The served model's summed-score table: computed once per model, then kept with it."
+    service = await _service(request)
+    if service.score_table is None:
+        scale = model_scale(service.model)
+        found = score_table(service.model, scale=scale)
+        service.score_table = {
+            "n_items": len(service.model.item_ids),
+            "reliability": found.reliability,
+            "scale": None if scale is None else asdict(scale),
+            "table": found.table.astype({"sum_score": int}).to_dict(orient="records"),
+        }
+    return _json(service.score_table)
 
 # %% ../nbs/05_api.ipynb #9e851561
 def _item(service: ModelService, j: int) -> dict:
@@ -899,6 +921,14 @@ ENDPOINTS = (
         },
     ),
     Endpoint("/v1/items/{item_id}", "GET", item, "read", "one item's parameters", response="item"),
+    Endpoint(
+        "/v1/score-table",
+        "GET",
+        score_table_view,
+        "read",
+        "summed-score conversion table, reliability and the reporting scale",
+        response="score_table_response",
+    ),
     Endpoint(
         "/v1/model", "GET", model_info, "read", "model information: type, fingerprint, fit, version"
     ),

@@ -1324,6 +1324,8 @@ def score_table_command(args: argparse.Namespace) -> int:
     if args.scale is None and any(v is not None for v in bounds.values()) or args.cut_on == "scale":
         if args.scale is None:
             raise ValueError("--round, --lowest, --highest and --cut-on scale need --scale")
+    if args.save_scale and args.scale is None:
+        raise ValueError("--save-scale needs --scale")
     scale = ReportingScale.parse(args.scale, **bounds) if args.scale else None
     codes = None
     if args.source:
@@ -1371,6 +1373,11 @@ def score_table_command(args: argparse.Namespace) -> int:
         )
     written.append(write_atomic(f"{stem}.json", json.dumps(summary, indent=1)))
     written += _information_plot(curve, f"{stem}.png")
+    if args.save_scale:  # the model file carries the scale: `score` and the API report scale scores
+        document = json.loads(Path(args.model).read_text(encoding="utf-8"))
+        document.setdefault("metadata", {})["reporting_scale"] = asdict(scale)
+        written.append(write_atomic(args.model, json.dumps(document, indent=1)))
+        load_model(args.model)  # still a valid model file
     print("wrote " + ", ".join(map(str, written)))
     return 0
 
@@ -1418,6 +1425,11 @@ def _add_score_table_parser(sub) -> None:
     p.add_argument("--cut", type=float, action="append", help="a cut score (repeatable)")
     p.add_argument(
         "--cut-on", choices=["theta", "scale"], default="theta", help="what the cuts are on"
+    )
+    p.add_argument(
+        "--save-scale",
+        action="store_true",
+        help="write the scale into the model file: `irt-nb score` and the API then give scale scores",
     )
     p.set_defaults(run=score_table_command)
 

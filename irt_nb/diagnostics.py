@@ -74,13 +74,13 @@ class ModelFit:
 # %% ../nbs/15_diagnostics.ipynb #67b15e41
 def _observed_margins(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Observed margins p (s,), their counts n (s,), and the answered indicator (N, J) from 0/1/MISSING codes."
-    answered = (codes != MISSING).astype(float)
-    right = (codes == 1).astype(float)
+    answered = (codes != MISSING).astype(np.float32)  # counts below 2**24 are exact
+    right = (codes == 1).astype(np.float32)
     n_items = codes.shape[1]
     first, second = np.triu_indices(n_items, 1)
     n_pair, both = answered.T @ answered, right.T @ right
-    counts = np.concatenate([answered.sum(axis=0), n_pair[first, second]])
-    sums = np.concatenate([right.sum(axis=0), both[first, second]])
+    counts = np.concatenate([answered.sum(axis=0), n_pair[first, second]]).astype(float)
+    sums = np.concatenate([right.sum(axis=0), both[first, second]]).astype(float)
     return sums / np.maximum(counts, 1), counts, answered
 
 
@@ -122,16 +122,16 @@ def _margin_jacobian(model: CalibratedModel, nodes, w, h: float = 1e-6) -> np.nd
 def _m2(e, sigma, jac) -> float:
     "e'Ce through the Cholesky factor of Σ: the part of Σ^(-1/2)e that Σ^(-1/2)Δ does not explain."
     try:
-        lower = cholesky(sigma, lower=True)
+        lower = cholesky(sigma, lower=True, overwrite_a=True, check_finite=False)
     except LinAlgError:
         raise ValueError(
             "the margins' covariance is singular: an item everybody answered alike, or two items always answered alike"
         ) from None
-    a = solve_triangular(lower, e, lower=True)
+    a = solve_triangular(lower, e, lower=True, check_finite=False)
     if jac.shape[1] == 0:
         return float(a @ a)
-    basis = solve_triangular(lower, jac, lower=True)
-    coef, *_ = np.linalg.lstsq(basis, a, rcond=None)
+    basis = solve_triangular(lower, jac, lower=True, check_finite=False)
+    coef, *_ = np.linalg.lstsq(basis.T @ basis, basis.T @ a, rcond=None)  # q × q normal equations
     residual = a - basis @ coef
     return float(residual @ residual)
 

@@ -23,6 +23,7 @@ from irt_nb.preparation import (
     load_wide_responses,
 )
 from .processing import AttemptPolicy, ResponseMatrix, person_groups, process_responses
+from .score_tables import model_scale
 from .scoring import align_responses, score_persons
 
 # %% auto #0
@@ -207,6 +208,10 @@ def score_responses(
         table["at_bound"] = scores.at_bound
     if labels is not None:
         table["group"] = labels
+    scale = model_scale(model)
+    if scale is not None:  # the model file carries a reporting scale
+        table["scale_score"] = scale.scores(scores.theta)
+        table["scale_se"] = scale.standard_errors(scores.se)
     return Scores(table, unknown, matrix)
 
 

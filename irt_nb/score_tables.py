@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from .scoring import test_information
 from .stores import MISSING, normal_quadrature
 
 # %% auto #0
-__all__ = ['sum_score_likelihood', 'ReportingScale', 'ScoreTable', 'score_table', 'information_curve', 'Classification', 'rudner_classification', 'lee_classification']
+__all__ = ['sum_score_likelihood', 'ReportingScale', 'model_scale', 'with_scale', 'ScoreTable', 'score_table', 'information_curve', 'Classification', 'rudner_classification', 'lee_classification']
 
 # %% ../nbs/14_score_tables.ipynb #99bbf39d
 def sum_score_likelihood(p: np.ndarray) -> np.ndarray:
@@ -113,6 +113,22 @@ class ReportingScale:
         if self.lowest is not None or self.highest is not None:
             text += f", within [{self.lowest if self.lowest is not None else '-inf'}, {self.highest if self.highest is not None else 'inf'}]"
         return text
+
+# %% ../nbs/14_score_tables.ipynb #d5cbb514
+def model_scale(model: CalibratedModel) -> ReportingScale | None:
+    "The reporting scale the model carries ($.metadata.reporting_scale), or None; ValueError naming the path."
+    found = (model.metadata or {}).get("reporting_scale")
+    if found is None:
+        return None
+    try:
+        return ReportingScale(**found)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"$.metadata.reporting_scale: {e}") from None
+
+
+def with_scale(model: CalibratedModel, scale: ReportingScale) -> CalibratedModel:
+    "A copy of `model` carrying `scale` (kept in the model file's metadata)."
+    return replace(model, metadata={**(model.metadata or {}), "reporting_scale": asdict(scale)})
 
 # %% ../nbs/14_score_tables.ipynb #6f5a8ad5
 def _prior(model: CalibratedModel, n_quadrature: int) -> tuple[np.ndarray, np.ndarray]:

@@ -209,3 +209,27 @@ def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "No issues found" in result.stdout
+
+
+def test_score_table_and_scale_scores_for_a_model_that_carries_its_scale(model_file, tmp_path):
+    "GET /v1/score-table is the library's table; a model file with a reporting scale adds scale scores."
+    from irt_nb.score_tables import ReportingScale, score_table, with_scale
+
+    plain = TestClient(create_app(model_file))
+    found = check(plain.get("/v1/score-table"), "score_table_response")
+    model = load_model(model_file)
+    expected = score_table(model)
+    assert found["scale"] is None and found["n_items"] == len(model.item_ids)
+    assert found["reliability"] == pytest.approx(expected.reliability, rel=1e-12)
+    np.testing.assert_allclose([r["theta"] for r in found["table"]], expected.table.theta)
+    scale = ReportingScale(intercept=500, slope=100, round_to=10, lowest=200, highest=800)
+    scaled = TestClient(create_app(save_model(with_scale(model, scale), tmp_path / "scaled.json")))
+    table = check(scaled.get("/v1/score-table"), "score_table_response")
+    assert table["scale"] == {"intercept": 500, "slope": 100, "round_to": 10, "lowest": 200, "highest": 800}  # fmt: skip
+    assert [r["scale_score"] for r in table["table"]] == list(scale.scores(expected.table.theta))
+    answers = {item: 1 for item in model.item_ids[:5]}
+    scored = check(scaled.post("/v1/abilities", json={"responses": answers}), "abilities_response")
+    assert scored["scale_score"] == scale.scores(scored["theta"])
+    assert scored["scale_se"] == pytest.approx(100 * scored["se"])
+    assert "scale_score" not in plain.post("/v1/abilities", json={"responses": answers}).json()
+    assert "/v1/score-table" in scaled.get("/openapi.json").json()["paths"]

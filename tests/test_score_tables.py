@@ -127,3 +127,26 @@ def test_students_with_a_missing_answer_are_counted_not_lost(lsat, tmp_path):
     )
     assert pd.read_csv(tmp_path / "t.csv").observed.sum() == 990
     assert "10 student(s) with a missing answer" in done.stdout
+
+
+def test_a_saved_scale_travels_with_the_model_file_into_irt_nb_score(lsat):
+    folder, _ = lsat
+    (folder / "scaled.json").write_text((folder / "lsat7.json").read_text())
+    saved = run(
+        "irt-nb", "score-table", "scaled.json", "--out", "scaled_table.csv",
+        "--scale", "500 + 100*theta", "--round", "10", "--save-scale", cwd=folder,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    scored = run(
+        "irt-nb", "score", "scaled.json", "lsat7.csv", "--wide", "--out", "s.csv", cwd=folder
+    )
+    assert scored.returncode == 0, scored.stderr
+    scores = pd.read_csv(folder / "s.csv")
+    np.testing.assert_array_equal(
+        scores.scale_score, np.round((500 + 100 * scores.theta) / 10) * 10
+    )
+    np.testing.assert_allclose(scores.scale_se, 100 * scores.se)
+    refused = run(
+        "irt-nb", "score-table", "scaled.json", "--out", "x.csv", "--save-scale", cwd=folder
+    )
+    assert refused.returncode == 2 and "--save-scale needs --scale" in refused.stderr

@@ -78,7 +78,7 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
         == direct.model.data_fingerprint
     )
     html = (out / "calibration_report.html").read_text()
-    assert html.count("data:image/png;base64") >= 3  # ICCs, information, abilities
+    assert html.count("data:image/png;base64") >= 4  # ICCs, information, abilities, fit
     assert "from irt_nb.pipeline import calibrate" not in html  # code cells hidden
     assert "Likelihood-ratio test 1PL vs 2PL" in html
     # the sample's slopes differ (lognormal, sd 0.3): the 2PL must win; the next test is the other way
@@ -86,6 +86,18 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
     assert comparison["preferred"] == "2pl" and comparison["bic_2pl"] < comparison["bic_1pl"]
     assert "The 2PL is preferred" in html
     assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html  # no warning blocks
+    # Fit and reliability: the report's numbers are the library's on the same answers
+    from irt_nb.diagnostics import model_fit
+    from irt_nb.score_tables import score_table
+
+    fit = model_fit(direct.model, direct.matrix.dense_codes)
+    assert metrics["fit"]["model"]["m2"] == pytest.approx(fit.m2, rel=1e-4)
+    assert metrics["fit"]["model"]["df"] == fit.df and fit.share_missing > 0
+    assert len(metrics["fit"]["items"]) == len(direct.model.item_ids)
+    assert abs(metrics["fit"]["lz_star_sd"] - 1) < 0.2 and metrics["fit"]["advice"]
+    reliability = score_table(direct.model).reliability
+    assert metrics["score_table"]["reliability"] == pytest.approx(reliability, rel=1e-4)
+    assert "Fit and reliability" in html and "Score table" in html
     served = json.loads((out / "model.json").read_text())  # the same model file as `irt-nb fit`
     assert served["format"] == "irt_nb.model/2"
     assert load_model(out / "model.json").abilities.ids() == direct.model.abilities.ids()

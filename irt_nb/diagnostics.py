@@ -122,7 +122,8 @@ def _margin_jacobian(model: CalibratedModel, nodes, w, h: float = 1e-6) -> np.nd
 def _m2(e, sigma, jac) -> float:
     "e'Ce through the Cholesky factor of Σ: the part of Σ^(-1/2)e that Σ^(-1/2)Δ does not explain."
     try:
-        lower = cholesky(sigma, lower=True, overwrite_a=True, check_finite=False)
+        # Σ is symmetric: its transpose is the Fortran-ordered array LAPACK factors in place
+        lower = cholesky(sigma.T, lower=True, overwrite_a=True, check_finite=False)
     except LinAlgError:
         raise ValueError(
             "the margins' covariance is singular: an item everybody answered alike, or two items always answered alike"
@@ -160,9 +161,15 @@ def _correlations(pi, n_items) -> np.ndarray:
 
 
 def _fit_statistic(pi, moments, observed, counts, shared, keep, jac) -> float:
-    "M2 of margins π with moments against the observed margins, over the kept margins."
-    covariance = (moments - np.outer(pi, pi))[np.ix_(keep, keep)]
-    sigma = covariance * shared / np.outer(counts[keep], counts[keep])
+    "M2 of margins π with moments (overwritten: s × s is large) against the observed margins, over the kept margins."
+    sigma = moments if keep.all() else moments[np.ix_(keep, keep)]
+    kept, n = pi[keep], counts[keep]
+    for rows in np.array_split(
+        np.arange(len(kept)), max(1, len(kept) // 512)
+    ):  # in place, by blocks
+        sigma[rows] -= np.outer(kept[rows], kept)
+        sigma[rows] *= shared if np.ndim(shared) == 0 else shared[rows]
+        sigma[rows] /= np.outer(n[rows], n)
     return _m2((observed - pi)[keep], sigma, jac[keep])
 
 

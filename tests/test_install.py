@@ -115,6 +115,10 @@ def test_the_core_install_fits_and_names_the_extra_a_command_needs(core, work):
     assert converged == "True" and float(correlation) > 0.98
     plain = _run(core, "irt-nb", "fit", "answers.csv", "--out", "plain.json", "--quiet", cwd=work)
     assert "converged=True" in plain.stdout and (work / "plain.json").is_file()
+    diagnosed = _run(
+        core, "irt-nb", "diagnose", "plain.json", "answers.csv", "--out", "fit", cwd=work
+    )
+    assert "M2 = " in diagnosed.stdout and (work / "fit" / "item_fit.csv").is_file()
     for command, extra in (
         (["serve", "--model", "plain.json"], "api"),
         (["report", "-p", "source", "answers.csv"], "report"),

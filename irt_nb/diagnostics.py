@@ -295,6 +295,36 @@ def _collapse(observed, expected, size, min_expected: float) -> tuple[float, int
     e = np.clip(e, 1e-12, n - 1e-12)
     return float(np.sum((o - e) ** 2 * n / (e * (n - e)))), len(groups)
 
+# %% ../nbs/15_diagnostics.ipynb #194d75c2
+_SHARED = 8  # students sharing an answered set above which one table per set is cheaper
+
+
+def _score_distributions(p: np.ndarray) -> np.ndarray:
+    "Summed-score distributions of the first t items, t = 0..n: (n + 1, ..., n + 1) from p (..., n)."
+    *lead, n = p.shape
+    out = np.zeros((n + 1, *lead, n + 1))
+    out[0, ..., 0] = 1.0
+    for t in range(n):
+        pt = p[..., t : t + 1]
+        out[t + 1] = out[t] * (1 - pt)
+        out[t + 1, ..., 1:] += out[t, ..., :-1] * pt
+    return out
+
+
+def _expected_at_scores(p: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarray:
+    "E[x_j | summed score s_i] of each student's own items: p (m, Q, n), scores s (m,) with 0 < s < n: (m, n)."
+    m, n_nodes, n = p.shape
+    before = _score_distributions(p)  # before[j]: items 0..j-1
+    after = _score_distributions(p[..., ::-1])[::-1]  # after[j]: items j..n-1
+    lag = (s - 1)[:, None] - np.arange(n + 1)[
+        None, :
+    ]  # f_-j(s - 1) = Σ_k before[j](k) after[j + 1](s - 1 - k)
+    index = np.broadcast_to(np.clip(lag, 0, n)[None, :, None, :], (n, m, n_nodes, n + 1))
+    paired = np.take_along_axis(after[1:], index, axis=3) * (lag >= 0)[None, :, None, :]
+    without = (before[:n] * paired).sum(axis=3)  # (n, m, Q)
+    numerator = np.einsum("q,mqj,jmq->mj", w, p, without)
+    return numerator / (before[n][np.arange(m), :, s] @ w)[:, None]
+
 # %% ../nbs/15_diagnostics.ipynb #80e757c9
 def s_x2(
     model: CalibratedModel,
@@ -314,21 +344,36 @@ def s_x2(
     observed = np.zeros((n_items, n_items + 1))  # right answers of item j among students at score s
     expected = np.zeros((n_items, n_items + 1))
     size = np.zeros((n_items, n_items + 1))
-    patterns, which = np.unique(answered, axis=0, return_inverse=True)
-    for k, pattern in enumerate(patterns):
-        items = np.flatnonzero(pattern)
-        if len(items) < 2:
-            continue
-        students = np.flatnonzero(which.ravel() == k)
+
+    def add(students, items, e):  # students (m,), their answered items (m, n), E[x | score] (m, n)
+        at = items * (n_items + 1) + sums[students][:, None]
+        length = n_items * (n_items + 1)
+        size.flat += np.bincount(at.ravel(), minlength=length)
+        expected.flat += np.bincount(at.ravel(), weights=e.ravel(), minlength=length)
+        right = codes[students[:, None], items].ravel().astype(float)
+        observed.flat += np.bincount(at.ravel(), weights=right, minlength=length)
+
+    patterns, which, count = np.unique(answered, axis=0, return_inverse=True, return_counts=True)
+    which = which.ravel()
+    n_answered = patterns.sum(axis=1)
+    informative = (sums > 0) & (sums < n_answered[which])  # a score of 0 or all right says nothing
+    for k in np.flatnonzero((count >= _SHARED) & (n_answered >= 2)):  # a table per answered set
+        items = np.flatnonzero(patterns[k])
+        students = np.flatnonzero((which == k) & informative)
         by_score = _expected_by_score(p[:, items], w)  # (n, n + 1)
-        s = sums[students]
-        inside = (s > 0) & (s < len(items))  # a score of 0 or all right says nothing about fit
-        students, s = students[inside], s[inside]
-        count = np.bincount(s, minlength=n_items + 1)
-        size[items] += count
-        expected[items] += np.pad(by_score, ((0, 0), (0, n_items - len(items)))) * count
-        for j in items:
-            observed[j] += np.bincount(s, weights=codes[students, j], minlength=n_items + 1)
+        add(
+            students,
+            np.broadcast_to(items, (len(students), len(items))),
+            by_score[:, sums[students]].T,
+        )
+    rare = (count[which] < _SHARED) & informative  # answered sets of few students: one by one
+    for n in np.unique(n_answered[which[rare]]):
+        students = np.flatnonzero(rare & (n_answered[which] == n))
+        chunk = max(1, int(2**26 // (4 * (n + 1) ** 2 * len(w) * 8)))  # about 64 MB at a time
+        for part in np.array_split(students, -(-len(students) // chunk)):
+            items = np.nonzero(answered[part])[1].reshape(len(part), n)
+            e = _expected_at_scores(np.moveaxis(p[:, items], 0, 1), w, sums[part])
+            add(part, items, e)
     per_item = 1 if model.model == "1pl" else model.kind.n_params
     rows = []
     for j, item in enumerate(model.item_ids):

@@ -125,3 +125,17 @@ def test_lz_star_is_standard_normal_where_lz_is_not():
     careless = codes[:200].copy()
     careless[:, :] = rng.integers(0, 2, careless.shape)
     assert person_fit(model, careless).flagged.mean() > 0.3
+
+
+def test_s_x2_is_the_same_whether_students_share_a_table_or_get_their_own(monkeypatch):
+    "With answers missing at random most students answer a set of their own items: both paths agree."
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(0.7, 2.0, 12), rng.normal(0, 1, 12)
+    codes = _two_pl(rng, 3000, a, b, missing=0.15)
+    codes[:1500, :3] = MISSING  # and half of them share one form, so both paths run
+    model = fit_irt(np.where(codes == MISSING, np.nan, codes))
+    mixed = diagnostics.s_x2(model, codes)
+    monkeypatch.setattr(diagnostics, "_SHARED", 1)  # every answered set gets its table
+    tables = diagnostics.s_x2(model, codes)
+    np.testing.assert_allclose(mixed.S_X2, tables.S_X2, rtol=1e-10)
+    assert (mixed.df == tables.df).all() and (mixed.df > 0).all()

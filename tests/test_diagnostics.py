@@ -139,3 +139,16 @@ def test_s_x2_is_the_same_whether_students_share_a_table_or_get_their_own(monkey
     tables = diagnostics.s_x2(model, codes)
     np.testing.assert_allclose(mixed.S_X2, tables.S_X2, rtol=1e-10)
     assert (mixed.df == tables.df).all() and (mixed.df > 0).all()
+
+
+def test_two_linked_forms_leave_out_the_pairs_nobody_answered_together():
+    "Form A has items 0-11, form B items 8-19: pairs across the forms have no margin, and M2 fits."
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(0.7, 2, 20), rng.normal(0, 1, 20)
+    codes = _two_pl(rng, 4000, a, b)
+    codes[:2000, 12:] = MISSING
+    codes[2000:, :8] = MISSING
+    model = fit_irt(np.where(codes == MISSING, np.nan, codes))
+    found = model_fit(model, codes)
+    assert found.n_margins == 20 + 2 * 66 - 6  # items, each form's pairs, the common pairs once
+    assert found.df == found.n_margins - 40 and found.p > 0.01

@@ -251,6 +251,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'irt_nb.diagnostics.ModelFit': ('diagnostics.html#modelfit', 'irt_nb/diagnostics.py'),
                                     'irt_nb.diagnostics.ModelFit.to_dict': ('diagnostics.html#modelfit.to_dict', 'irt_nb/diagnostics.py'),
                                     'irt_nb.diagnostics._adjusted': ('diagnostics.html#_adjusted', 'irt_nb/diagnostics.py'),
+                                    'irt_nb.diagnostics._answered_sets': ('diagnostics.html#_answered_sets', 'irt_nb/diagnostics.py'),
                                     'irt_nb.diagnostics._checked': ('diagnostics.html#_checked', 'irt_nb/diagnostics.py'),
                                     'irt_nb.diagnostics._collapse': ('diagnostics.html#_collapse', 'irt_nb/diagnostics.py'),
                                     'irt_nb.diagnostics._correlations': ('diagnostics.html#_correlations', 'irt_nb/diagnostics.py'),

@@ -84,11 +84,23 @@ def _observed_margins(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return sums / np.maximum(counts, 1), counts, answered
 
 
+def _answered_sets(answered: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "The distinct rows of a boolean (N, J) matrix, each row's set, and how many rows each has (np.unique by packed bits)."
+    if answered.all():
+        return answered[:1], np.zeros(len(answered), int), np.array([len(answered)])
+    packed = np.ascontiguousarray(np.packbits(answered, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, which, count = np.unique(
+        keys, return_index=True, return_inverse=True, return_counts=True
+    )
+    return answered[first], which.ravel(), count
+
+
 def _pair_counts(answered: np.ndarray, keep: np.ndarray, chunk: int = 2048) -> np.ndarray | float:
     "Students who answered every item of margins u and v, for the kept margins (s', s'); a number when nothing is missing."
     if answered.all():
         return float(len(answered))
-    patterns, count = np.unique(answered.astype(bool), axis=0, return_counts=True)
+    patterns, _, count = _answered_sets(answered.astype(bool))
     n_items = answered.shape[1]
     first, second = np.triu_indices(n_items, 1)
     shared = np.zeros((keep.sum(), keep.sum()))
@@ -244,11 +256,13 @@ def _checked(model: CalibratedModel, codes) -> np.ndarray:
         raise ValueError(
             f"answers have {codes.shape[-1] if codes.ndim else 0} columns; the model has {len(model.item_ids)} items"
         )
-    bad = ~np.isin(codes, (0, 1, MISSING))
+    if codes.dtype.kind == "f":  # NaN: not answered
+        codes = np.where(np.isnan(codes), MISSING, codes)
+    bad = (codes < MISSING) | (codes > 1) | (codes != np.round(codes))
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValueError(
-            f"answer of row {row}, item {model.item_ids[col]!r} is {codes[row, col]!r}: expected 0, 1 or missing"
+            f"answer of row {row}, item {model.item_ids[col]!r} is {codes[row, col]}: expected 0, 1 or missing"
         )
     return codes.astype(np.int8)
 
@@ -353,19 +367,23 @@ def s_x2(
         right = codes[students[:, None], items].ravel().astype(float)
         observed.flat += np.bincount(at.ravel(), weights=right, minlength=length)
 
-    patterns, which, count = np.unique(answered, axis=0, return_inverse=True, return_counts=True)
-    which = which.ravel()
+    patterns, which, count = _answered_sets(answered)
     n_answered = patterns.sum(axis=1)
     informative = (sums > 0) & (sums < n_answered[which])  # a score of 0 or all right says nothing
     for k in np.flatnonzero((count >= _SHARED) & (n_answered >= 2)):  # a table per answered set
         items = np.flatnonzero(patterns[k])
         students = np.flatnonzero((which == k) & informative)
+        if len(students) == 0:
+            continue
         by_score = _expected_by_score(p[:, items], w)  # (n, n + 1)
-        add(
-            students,
-            np.broadcast_to(items, (len(students), len(items))),
-            by_score[:, sums[students]].T,
-        )
+        at_score = np.bincount(sums[students], minlength=n_items + 1)
+        size[items] += at_score
+        expected[items, : len(items) + 1] += by_score * at_score[: len(items) + 1]
+        order = students[np.argsort(sums[students], kind="stable")]  # right answers by score:
+        scores = sums[order]  # sums of each score's block of rows
+        starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
+        block = codes[order][:, items].astype(np.int32)
+        observed[np.ix_(items, scores[starts])] += np.add.reduceat(block, starts, axis=0).T
     rare = (count[which] < _SHARED) & informative  # answered sets of few students: one by one
     for n in np.unique(n_answered[which[rare]]):
         students = np.flatnonzero(rare & (n_answered[which] == n))

@@ -318,10 +318,10 @@ def _score_distributions(p: np.ndarray) -> np.ndarray:
     *lead, n = p.shape
     out = np.zeros((n + 1, *lead, n + 1))
     out[0, ..., 0] = 1.0
-    for t in range(n):
+    for t in range(n):  # after t items only scores 0..t are possible
         pt = p[..., t : t + 1]
-        out[t + 1] = out[t] * (1 - pt)
-        out[t + 1, ..., 1:] += out[t, ..., :-1] * pt
+        out[t + 1, ..., : t + 1] = out[t, ..., : t + 1] * (1 - pt)
+        out[t + 1, ..., 1 : t + 2] += out[t, ..., : t + 1] * pt
     return out
 
 
@@ -333,9 +333,8 @@ def _expected_at_scores(p: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarr
     lag = (s - 1)[:, None] - np.arange(n + 1)[
         None, :
     ]  # f_-j(s - 1) = Σ_k before[j](k) after[j + 1](s - 1 - k)
-    index = np.broadcast_to(np.clip(lag, 0, n)[None, :, None, :], (n, m, n_nodes, n + 1))
-    paired = np.take_along_axis(after[1:], index, axis=3) * (lag >= 0)[None, :, None, :]
-    without = (before[:n] * paired).sum(axis=3)  # (n, m, Q)
+    paired = after[1:][:, np.arange(m)[:, None], :, np.clip(lag, 0, n)]  # (m, k, j, Q)
+    without = np.einsum("jiqk,ikjq,ik->jiq", before[:n], paired, (lag >= 0).astype(float))
     numerator = np.einsum("q,mqj,jmq->mj", w, p, without)
     return numerator / (before[n][np.arange(m), :, s] @ w)[:, None]
 

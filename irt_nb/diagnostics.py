@@ -105,9 +105,10 @@ def _pair_counts(answered: np.ndarray, keep: np.ndarray, chunk: int = 2048) -> n
     first, second = np.triu_indices(n_items, 1)
     shared = np.zeros((keep.sum(), keep.sum()))
     for start in range(0, len(patterns), chunk):
-        o = patterns[start : start + chunk].astype(float)
+        o = patterns[start : start + chunk].astype(np.float32)  # chunk sums below 2**24 are exact
         margins = np.concatenate([o, o[:, first] * o[:, second]], axis=1)[:, keep]
-        shared += (margins * count[start : start + chunk, None]).T @ margins
+        weighted = margins * count[start : start + chunk, None].astype(np.float32)
+        shared += weighted.T @ margins
     return shared
 
 # %% ../nbs/15_diagnostics.ipynb #d46782f5

@@ -149,7 +149,25 @@ def _m2(e, sigma, jac) -> float:
     residual = a - basis @ coef
     return float(residual @ residual)
 
-# %% ../nbs/15_diagnostics.ipynb #0436e5c6
+# %% ../nbs/15_diagnostics.ipynb #d54dd879
+def _checked(model: CalibratedModel, codes) -> np.ndarray:
+    "Codes as int8 in the model's shape; ValueError saying what is wrong."
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] != len(model.item_ids):
+        raise ValueError(
+            f"answers have {codes.shape[-1] if codes.ndim else 0} columns; the model has {len(model.item_ids)} items"
+        )
+    if codes.dtype.kind == "f":  # NaN: not answered
+        codes = np.where(np.isnan(codes), MISSING, codes)
+    bad = (codes < MISSING) | (codes > 1) | (codes != np.round(codes))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"answer of row {row}, item {model.item_ids[col]!r} is {codes[row, col]}: expected 0, 1 or missing"
+        )
+    return codes.astype(np.int8)
+
+# %% ../nbs/15_diagnostics.ipynb #710f6955
 def _rmsea_interval(m2: float, df: int, n: int, level: float = 0.90) -> tuple[float, float]:
     "RMSEA's `level` interval from the noncentral χ² (Browne and Cudeck)."
     tail = (1 - level) / 2
@@ -172,6 +190,15 @@ def _correlations(pi, n_items) -> np.ndarray:
     pj, pk = pi[first], pi[second]
     return (pi[n_items:] - pj * pk) / np.sqrt(np.maximum(pj * (1 - pj) * pk * (1 - pk), 1e-300))
 
+# %% ../nbs/15_diagnostics.ipynb #7e7a9d1f
+def _margin_jacobian_independence(shares) -> np.ndarray:
+    "∂π/∂(item shares) of the independence model: ∂π_j/∂p_j = 1, ∂π_jk/∂p_j = p_k."
+    n_items = len(shares)
+    jac = np.zeros((n_items + n_items * (n_items - 1) // 2, n_items))
+    for j, members in enumerate(_margin_members(n_items)):
+        jac[members, j] = np.concatenate([[1.0], shares[_partners(n_items, j)]])
+    return jac
+
 
 def _fit_statistic(pi, moments, observed, counts, shared, keep, jac) -> float:
     "M2 of margins π with moments (overwritten: s × s is large) against the observed margins, over the kept margins."
@@ -185,7 +212,7 @@ def _fit_statistic(pi, moments, observed, counts, shared, keep, jac) -> float:
         sigma[rows] /= np.outer(n[rows], n)
     return _m2((observed - pi)[keep], sigma, jac[keep])
 
-
+# %% ../nbs/15_diagnostics.ipynb #4b82d8ed
 def model_fit(
     model: CalibratedModel,
     codes: np.ndarray,  # (n_persons, n_items) 0/1/MISSING in the model's item order
@@ -239,33 +266,6 @@ def model_fit(
         n_margins=int(keep.sum()),
         share_missing=float(1 - answered.mean()),
     )
-
-
-def _margin_jacobian_independence(shares) -> np.ndarray:
-    "∂π/∂(item shares) of the independence model: ∂π_j/∂p_j = 1, ∂π_jk/∂p_j = p_k."
-    n_items = len(shares)
-    jac = np.zeros((n_items + n_items * (n_items - 1) // 2, n_items))
-    for j, members in enumerate(_margin_members(n_items)):
-        jac[members, j] = np.concatenate([[1.0], shares[_partners(n_items, j)]])
-    return jac
-
-
-def _checked(model: CalibratedModel, codes) -> np.ndarray:
-    "Codes as int8 in the model's shape; ValueError saying what is wrong."
-    codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[1] != len(model.item_ids):
-        raise ValueError(
-            f"answers have {codes.shape[-1] if codes.ndim else 0} columns; the model has {len(model.item_ids)} items"
-        )
-    if codes.dtype.kind == "f":  # NaN: not answered
-        codes = np.where(np.isnan(codes), MISSING, codes)
-    bad = (codes < MISSING) | (codes > 1) | (codes != np.round(codes))
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ValueError(
-            f"answer of row {row}, item {model.item_ids[col]!r} is {codes[row, col]}: expected 0, 1 or missing"
-        )
-    return codes.astype(np.int8)
 
 # %% ../nbs/15_diagnostics.ipynb #656c0cc4
 def _leave_one_out(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DIRECTIVE_RE', 'EXPORT_DIRECTIVES', 'UNTAGGED', 'SYNCED', 'read_notebook', 'cell_source', 'leading_directives', 'StagedCell', 'staged_cells', 'configured_stages', 'cell_stage_problems', 'module_order_problems', 'stage_problems', 'stage_handoffs', 'stage_summary', 'clean_notebook', 'notebook_text', 'sync_problems', 'environment_problems', 'private_kernel']
+__all__ = ['DIRECTIVE_RE', 'EXPORT_DIRECTIVES', 'UNTAGGED', 'SYNCED', 'read_notebook', 'cell_source', 'leading_directives', 'StagedCell', 'staged_cells', 'ExportTargets', 'configured_stages', 'cell_stage_problems', 'module_order_problems', 'stage_problems', 'stage_handoffs', 'stage_summary', 'clean_notebook', 'notebook_text', 'sync_problems', 'environment_problems', 'private_kernel']
 
 # %% ../nbs/90_workbench.ipynb #22386058
 DIRECTIVE_RE = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*(.*?)\s*$")  # nbdev accepts `#|` and `# |`
@@ -117,32 +117,44 @@ def staged_cells(notebook: str | Path) -> list[StagedCell]:
     return cells
 
 # %% ../nbs/90_workbench.ipynb #cce1e2e6
-def configured_stages(pyproject: str | Path = "pyproject.toml") -> list[str]:
-    "The stages (export targets) listed under `[tool.irt_nb] stages` in `pyproject`."
-    config = tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))
-    return list(config["tool"]["irt_nb"]["stages"])
+@dataclass(frozen=True)
+class ExportTargets:
+    "Where an exported cell may go: a stage of the method, or one of the package's other modules."
+
+    stages: tuple[str, ...]  # the method: preparation, processing, calculation
+    modules: tuple[str, ...] = ()  # the rest of the package: item models, api, cli, ...
+
+    def __contains__(self, name) -> bool:
+        return name in self.stages or name in self.modules
+
+    def __str__(self) -> str:
+        return f"a stage of the method {list(self.stages)} or a module {list(self.modules)}"
 
 
-def cell_stage_problems(cell: StagedCell, stages: list[str]) -> list[str]:
+def configured_stages(pyproject: str | Path = "pyproject.toml") -> ExportTargets:
+    "`[tool.irt_nb]` of `pyproject`: the method's `stages` and the package's other `modules`."
+    config = tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))["tool"]["irt_nb"]
+    return ExportTargets(tuple(config["stages"]), tuple(config.get("modules", ())))
+
+
+def cell_stage_problems(cell: StagedCell, stages: ExportTargets | list[str]) -> list[str]:
     "What is wrong with the stage of one code cell."
     problems = []
     if cell.exported and not cell.stages:
         problems.append(
-            f"{cell.where}: exported cell has no stage; write `#| export <stage>` with one of {stages}"
+            f"{cell.where}: exported cell has no stage or module; write `#| export <name>` with {stages}"
         )
     if len(cell.stages) > 1:
         problems.append(
             f"{cell.where}: cell names {len(cell.stages)} stages {list(cell.stages)}; give it exactly one"
         )
     problems += [
-        f"{cell.where}: unknown stage {s!r}; known stages are {stages}"
+        f"{cell.where}: unknown stage or module {s!r}; use {stages}"
         for s in cell.stages
         if s not in stages
     ]
     if cell.default_exp and cell.default_exp not in stages:
-        problems.append(
-            f"{cell.where}: `#| default_exp {cell.default_exp}` is not a known stage {stages}"
-        )
+        problems.append(f"{cell.where}: `#| default_exp {cell.default_exp}` is neither {stages}")
     return problems
 
 

@@ -27,7 +27,11 @@ def test_unknown_and_double_stages_fail_the_stage_check(project):
     add_code_cell(project / CALC, "#| export calculation\n#| stage processing\ny = 2\n", "double01")
     result = run("irt-nb", "check-stages", cwd=project)
     assert result.returncode == 1
-    assert "(id unknown1) 'x = 1': unknown stage 'calculations'" in result.stderr
+    assert "(id unknown1) 'x = 1': unknown stage or module 'calculations'" in result.stderr
+    assert (
+        "a stage of the method ['preparation', 'processing', 'calculation'] or a module"
+        in result.stderr
+    )
     assert (
         "(id double01) 'y = 2': cell names 2 stages ['calculation', 'processing']" in result.stderr
     )

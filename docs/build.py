@@ -64,7 +64,7 @@ def site_link(target: str, source: Path, site: dict[Path, str], here: str) -> st
     return "../" * depth + site[resolved] + (f"#{anchor}" if anchor else "")
 
 
-def navigation(site: dict[Path, str], here: str) -> str:
+def navigation(site: dict[Path, str], titles: dict[Path, str], here: str) -> str:
     "The sidebar: the front page, the docs pages, then the notebooks."
     up = "../" * here.count("/")
     groups = {"irt_nb": [], "Notebooks": [], "Report notebooks": []}
@@ -76,7 +76,7 @@ def navigation(site: dict[Path, str], here: str) -> str:
             if page.startswith("nbs/")
             else "irt_nb"
         )
-        groups[group].append(f'<a href="{up}{page}">{html.escape(title_of(source))}</a>')
+        groups[group].append(f'<a href="{up}{page}">{html.escape(titles[source])}</a>')
     return "".join(f"<h3>{name}</h3>{''.join(links)}" for name, links in groups.items())
 
 
@@ -114,6 +114,9 @@ def build(out: Path) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     site = {source.resolve(): page for source, page in pages()}
+    titles = {
+        source: title_of(source) for source in site
+    }  # read once: every page's sidebar lists them
     written = []
     for source, page in site.items():
         body = render(source, page, site)
@@ -121,8 +124,8 @@ def build(out: Path) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(
             "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title_of(source))} · irt_nb</title><style>{STYLE}</style>"
-            f"</head><body><nav>{navigation(site, page)}</nav><main>{body}</main></body></html>",
+            f"<title>{html.escape(titles[source])} · irt_nb</title><style>{STYLE}</style>"
+            f"</head><body><nav>{navigation(site, titles, page)}</nav><main>{body}</main></body></html>",
             encoding="utf-8",
         )
         written.append(target)

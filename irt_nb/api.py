@@ -146,6 +146,9 @@ class ModelService:
         )  # the item model's formula (irt_nb.item_models)
         self.abilities = model.abilities
         self._engine = None
+        self.scale = model_scale(
+            model
+        )  # the reporting scale the model file carries (checked at load)
         self.score_table = None  # GET /v1/score-table's answer, once asked for
 
     def adaptive(self, settings: AdaptiveSettings) -> AdaptiveEngine:
@@ -531,11 +534,10 @@ async def abilities(request: Request) -> Response:
         "at_bound": at_bound,
         "warnings": warnings,
     }
-    scale = model_scale(service.model)
-    if scale is not None:  # the model file carries a reporting scale
+    if service.scale is not None:  # the model file carries a reporting scale
         found |= {
-            "scale_score": float(scale.scores(theta)),
-            "scale_se": float(scale.standard_errors(se)),
+            "scale_score": float(service.scale.scores(theta)),
+            "scale_se": float(service.scale.standard_errors(se)),
         }
     return _json(found)
 
@@ -544,7 +546,7 @@ async def score_table_view(request: Request) -> Response:
     "The served model's summed-score table: computed once per model, then kept with it."
     service = await _service(request)
     if service.score_table is None:
-        scale = model_scale(service.model)
+        scale = service.scale
         found = score_table(service.model, scale=scale)
         service.score_table = {
             "n_items": len(service.model.item_ids),

@@ -1306,10 +1306,22 @@ def _classification_summary(found) -> dict:
     }
 
 
+def _model_answers(args: argparse.Namespace, model):
+    "The answers of the data options as codes in the model's item order, and their matrix; ValueError naming items the model lacks."
+    from irt_nb.pipeline import read_grouped
+    from irt_nb.scoring import align_responses
+
+    matrix, _ = read_grouped(args.source, None, args.attempt_policy, **_read_options(args))
+    codes, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
+    if unknown:
+        raise ValueError(f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}")
+    return codes, matrix
+
+
 def score_table_command(args: argparse.Namespace) -> int:
     "Write the summed-score table, the conversion and information tables and TABLE.json (reliability, classification)."
     from irt_nb.model_file import load_model, write_atomic
-    from irt_nb.pipeline import read_grouped, write_table
+    from irt_nb.pipeline import write_table
     from irt_nb.score_tables import (
         ReportingScale,
         information_curve,
@@ -1317,7 +1329,7 @@ def score_table_command(args: argparse.Namespace) -> int:
         rudner_classification,
         score_table,
     )
-    from irt_nb.scoring import align_responses, score_persons
+    from irt_nb.scoring import score_persons
 
     model = load_model(args.model)
     bounds = dict(round_to=args.round_to, lowest=args.lowest, highest=args.highest)
@@ -1327,14 +1339,7 @@ def score_table_command(args: argparse.Namespace) -> int:
     if args.save_scale and args.scale is None:
         raise ValueError("--save-scale needs --scale")
     scale = ReportingScale.parse(args.scale, **bounds) if args.scale else None
-    codes = None
-    if args.source:
-        matrix, _ = read_grouped(args.source, None, args.attempt_policy, **_read_options(args))
-        codes, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
-        if unknown:
-            raise ValueError(
-                f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}"
-            )
+    codes = _model_answers(args, model)[0] if args.source else None
     result = score_table(model, codes, scale=scale)
     out = Path(args.out)
     stem = out.with_suffix("")
@@ -1438,14 +1443,10 @@ def diagnose_command(args: argparse.Namespace) -> int:
     "Model, item, person and pair fit of MODEL on DATA: four files in --out and the advice on the terminal."
     from irt_nb.diagnostics import diagnose
     from irt_nb.model_file import load_model, write_atomic
-    from irt_nb.pipeline import read_grouped, write_table
-    from irt_nb.scoring import align_responses
+    from irt_nb.pipeline import write_table
 
     model = load_model(args.model)
-    matrix, _ = read_grouped(args.source, None, args.attempt_policy, **_read_options(args))
-    codes, unknown = align_responses(model, matrix.dense_codes, list(matrix.item_ids))
-    if unknown:
-        raise ValueError(f"{len(unknown)} item(s) in the data are not in the model: {unknown[:10]}")
+    codes, matrix = _model_answers(args, model)
     found = diagnose(model, codes, alpha=args.alpha, q3_star_above=args.q3_star_above)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

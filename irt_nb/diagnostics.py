@@ -14,8 +14,9 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, ncx2
 
 from .calculation import CalibratedModel
+from .score_tables import prior_quadrature
 from .scoring import item_fit, score_persons
-from .stores import MISSING, normal_quadrature
+from .stores import MISSING
 
 # %% auto #0
 __all__ = ['margin_moments', 'ModelFit', 'model_fit', 's_x2', 'item_fit_table', 'person_fit', 'local_dependence', 'Diagnosis', 'diagnose']
@@ -204,9 +205,8 @@ def _fit_statistic(pi, moments, observed, counts, shared, keep, jac) -> float:
     "M2 of margins π with moments (overwritten: s × s is large) against the observed margins, over the kept margins."
     sigma = moments if keep.all() else moments[np.ix_(keep, keep)]
     kept, n = pi[keep], counts[keep]
-    for rows in np.array_split(
-        np.arange(len(kept)), max(1, len(kept) // 512)
-    ):  # in place, by blocks
+    blocks = np.array_split(np.arange(len(kept)), max(1, len(kept) // 512))
+    for rows in blocks:  # in place, a block of rows at a time
         sigma[rows] -= np.outer(kept[rows], kept)
         sigma[rows] *= shared if np.ndim(shared) == 0 else shared[rows]
         sigma[rows] /= np.outer(n[rows], n)
@@ -226,9 +226,7 @@ def model_fit(
             "model fit of a multiple-group model: diagnose each group's answers with a one-group model"
         )
     n_persons, n_items = codes.shape
-    group = model.group()
-    nodes, w = normal_quadrature(n_quadrature or model.n_quadrature)
-    nodes = group.mean + group.sd * nodes
+    nodes, w = prior_quadrature(model, n_quadrature or model.n_quadrature)
     observed, counts, answered = _observed_margins(codes)
     keep = counts > 0
     shared = _pair_counts(answered, keep)
@@ -331,9 +329,8 @@ def _expected_at_scores(p: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarr
     m, n_nodes, n = p.shape
     before = _score_distributions(p)  # before[j]: items 0..j-1
     after = _score_distributions(p[..., ::-1])[::-1]  # after[j]: items j..n-1
-    lag = (s - 1)[:, None] - np.arange(n + 1)[
-        None, :
-    ]  # f_-j(s - 1) = Σ_k before[j](k) after[j + 1](s - 1 - k)
+    # f_-j(s - 1) = Σ_k before[j](k) after[j + 1](s - 1 - k)
+    lag = (s - 1)[:, None] - np.arange(n + 1)[None, :]
     paired = after[1:][:, np.arange(m)[:, None], :, np.clip(lag, 0, n)]  # (m, k, j, Q)
     without = np.einsum("jiqk,ikjq,ik->jiq", before[:n], paired, (lag >= 0).astype(float))
     numerator = np.einsum("q,mqj,jmq->mj", w, p, without)
@@ -350,9 +347,8 @@ def s_x2(
     "Orlando and Thissen's S-X2 per item (columns item_id, S_X2, df, p), over the items each student answered."
     codes = _checked(model, codes)
     n_persons, n_items = codes.shape
-    group = model.group()
-    nodes, w = normal_quadrature(n_quadrature or model.n_quadrature)
-    p = model.probability(group.mean + group.sd * nodes)
+    nodes, w = prior_quadrature(model, n_quadrature or model.n_quadrature)
+    p = model.probability(nodes)
     answered = codes != MISSING
     sums = (codes == 1).sum(axis=1)
     observed = np.zeros((n_items, n_items + 1))  # right answers of item j among students at score s
@@ -417,13 +413,21 @@ def _log_likelihood_terms(p, x, m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return observed, expected, variance
 
 
-def item_fit_table(model: CalibratedModel, codes: np.ndarray, **s_x2_options) -> pd.DataFrame:
+def item_fit_table(
+    model: CalibratedModel,
+    codes: np.ndarray,
+    *,
+    theta: np.ndarray
+    | None = None,  # the students' abilities for infit, outfit and Zh (default: EAP)
+    **s_x2_options,
+) -> pd.DataFrame:
     "S-X2 with Holm and Benjamini–Hochberg adjusted p, infit, outfit and Zh per item."
     codes = _checked(model, codes)
     table = s_x2(model, codes, **s_x2_options)
     table["p_holm"], table["p_bh"] = _adjusted(table.p.to_numpy(dtype=float))
-    squares = item_fit(model, codes)
-    theta = score_persons(model, codes, "eap").theta
+    if theta is None:
+        theta = score_persons(model, codes, "eap").theta
+    squares = item_fit(model, codes, theta=theta)
     x, m = (codes == 1).astype(float), (codes != MISSING).astype(float)
     observed, expected, variance = _log_likelihood_terms(model.probability(theta), x, m)
     zh = (observed - expected).sum(axis=0) / np.sqrt(np.maximum(variance.sum(axis=0), 1e-300))
@@ -483,27 +487,28 @@ def person_fit(
 
 # %% ../nbs/15_diagnostics.ipynb #dfb748d9
 def local_dependence(
-    model: CalibratedModel, codes: np.ndarray, *, n_quadrature: int | None = None
+    model: CalibratedModel,
+    codes: np.ndarray,
+    *,
+    theta: np.ndarray | None = None,  # the students' abilities for the residuals (default: EAP)
+    n_quadrature: int | None = None,
 ) -> pd.DataFrame:
     "Per item pair: Q3, Q3_star (Q3 minus the mean Q3), signed LD_X2 with its p (1 df), and the students who answered both."
     codes = _checked(model, codes)
     n_items = codes.shape[1]
     x, m = (codes == 1).astype(float), (codes != MISSING).astype(float)
-    theta = score_persons(model, codes, "eap").theta
+    if theta is None:
+        theta = score_persons(model, codes, "eap").theta
     d = m * (x - model.probability(theta))
     n = m.T @ m
-    sum_d, sum_dd, cross = (
-        d.T @ m,
-        (d * d).T @ m,
-        d.T @ d,
-    )  # [j, k]: over students who answered k too
+    # [j, k]: sums over the students who answered k too
+    sum_d, sum_dd, cross = d.T @ m, (d * d).T @ m, d.T @ d
     safe = np.maximum(n, 1)
     cov = cross / safe - sum_d * sum_d.T / safe**2
-    var_j, var_k = sum_dd / safe - (sum_d / safe) ** 2, (sum_dd / safe - (sum_d / safe) ** 2).T
-    q3 = cov / np.sqrt(np.maximum(var_j * var_k, 1e-300))
-    group = model.group()
-    nodes, w = normal_quadrature(n_quadrature or model.n_quadrature)
-    p = model.probability(group.mean + group.sd * nodes)
+    var = sum_dd / safe - (sum_d / safe) ** 2  # [j, k]: of j's residuals; its transpose is k's
+    q3 = cov / np.sqrt(np.maximum(var * var.T, 1e-300))
+    nodes, w = prior_quadrature(model, n_quadrature or model.n_quadrature)
+    p = model.probability(nodes)
     pi, pi2 = w @ p, (p * w[:, None]).T @ p
     both = x.T @ x  # right on both
     j_only, k_only = x.T @ m - both, m.T @ x - both  # [j, k]: right on j (k) only
@@ -555,9 +560,12 @@ def diagnose(
     "Everything above, with advice naming the items and pairs to review."
     codes = _checked(model, codes)
     fit = model_fit(model, codes)
-    items = item_fit_table(model, codes)
+    eap = score_persons(
+        model, codes, "eap"
+    ).theta  # one scoring for the item and the pair residuals
+    items = item_fit_table(model, codes, theta=eap)
     persons = person_fit(model, codes)
-    pairs = local_dependence(model, codes)
+    pairs = local_dependence(model, codes, theta=eap)
     advice = []
     verdict = "fits" if fit.p >= alpha or fit.rmsea < 0.05 else "misfits"
     advice.append(

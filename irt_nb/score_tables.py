@@ -17,7 +17,7 @@ from .scoring import test_information
 from .stores import MISSING, normal_quadrature
 
 # %% auto #0
-__all__ = ['sum_score_likelihood', 'ReportingScale', 'model_scale', 'with_scale', 'ScoreTable', 'score_table', 'information_curve', 'Classification', 'rudner_classification', 'lee_classification']
+__all__ = ['sum_score_likelihood', 'ReportingScale', 'model_scale', 'with_scale', 'prior_quadrature', 'ScoreTable', 'score_table', 'information_curve', 'Classification', 'rudner_classification', 'lee_classification']
 
 # %% ../nbs/14_score_tables.ipynb #99bbf39d
 def sum_score_likelihood(p: np.ndarray) -> np.ndarray:
@@ -131,8 +131,8 @@ def with_scale(model: CalibratedModel, scale: ReportingScale) -> CalibratedModel
     return replace(model, metadata={**(model.metadata or {}), "reporting_scale": asdict(scale)})
 
 # %% ../nbs/14_score_tables.ipynb #6f5a8ad5
-def _prior(model: CalibratedModel, n_quadrature: int) -> tuple[np.ndarray, np.ndarray]:
-    "Nodes and weights of the model's reference ability distribution."
+def prior_quadrature(model: CalibratedModel, n_quadrature: int) -> tuple[np.ndarray, np.ndarray]:
+    "Nodes and weights of the model's reference ability distribution (its reference group's normal)."
     group = model.group()
     nodes, weights = normal_quadrature(n_quadrature)
     return group.mean + group.sd * nodes, weights
@@ -172,7 +172,7 @@ def score_table(
     n_quadrature: int = 61,
 ) -> ScoreTable:
     "EAP[θ | summed score], its SE and the expected proportion of each summed score (Lord–Wingersky), and the reliability."
-    nodes, weights = _prior(model, n_quadrature)
+    nodes, weights = prior_quadrature(model, n_quadrature)
     joint = weights[:, None] * sum_score_likelihood(model.probability(nodes))  # (nodes, J + 1)
     expected = joint.sum(axis=0)
     eap = nodes @ joint / expected

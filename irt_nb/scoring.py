@@ -126,11 +126,13 @@ class ItemFit:
     n_responses: np.ndarray
 
 
-def item_fit(model: CalibratedModel, responses) -> ItemFit:
-    "Infit and outfit mean squares of each item, with persons at their EAP abilities."
+def item_fit(model: CalibratedModel, responses, *, theta=None) -> ItemFit:
+    "Infit and outfit mean squares of each item, with persons at `theta` (default: their EAP abilities)."
     codes = response_codes_allow_empty_items(responses, len(model.item_ids))
     x, m = (codes == 1).astype(float), (codes != MISSING).astype(float)
-    expected = model.probability(score_persons(model, codes, "eap").theta)
+    if theta is None:
+        theta = score_persons(model, codes, "eap").theta
+    expected = model.probability(theta)
     variance = expected * (1 - expected)
     squared = m * (x - expected) ** 2
     n = m.sum(axis=0)

@@ -20,9 +20,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import ROOT, medians, serve_argv, wait, wrk, wrk_options  # noqa: E402
 
-from irt_nb.adaptive import AdaptiveEngine, bank_model, select_items  # noqa: E402
-from irt_nb.model_file import save_model  # noqa: E402
-from irt_nb.student_store import StudentStore  # noqa: E402
+from irt_nb.science.adaptive import AdaptiveEngine, bank_model, select_items  # noqa: E402
+from irt_nb.science.model_file import save_model  # noqa: E402
+from irt_nb.serving.student_store import StudentStore  # noqa: E402
 
 RESULTS = ROOT / "bench/results/adaptive.json"
 N_ITEMS, N_STUDENTS = 2000, 5000
@@ -46,7 +46,7 @@ def prepare(folder: Path):
     path = save_model(model, folder / "bank2000.json")
     store, engine = StudentStore(str(folder / "students.sqlite")), AdaptiveEngine(model)
     rng = np.random.default_rng(1)
-    from irt_nb.api import model_version
+    from irt_nb.serving.api import model_version
 
     vid = model_version(path)  # the served version: a hash of the file's content
     for s in range(N_STUDENTS):

@@ -33,9 +33,9 @@ def serve_argv(model, port: int, *extra: str, workers: int = 2, log_level: str =
 
 def model_file() -> Path:
     "A 2PL model of 100 items fitted on simulated answers (written once)."
-    from irt_nb.calculation import fit_irt
-    from irt_nb.item_models import probability_correct
-    from irt_nb.model_file import save_model
+    from irt_nb.science.calculation import fit_irt
+    from irt_nb.science.item_models import probability_correct
+    from irt_nb.science.model_file import save_model
 
     path = ROOT / "outputs/bench/model100.json"
     if not path.exists():

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from irt_nb.calculation import EMProblem, EMSettings, fit_irt
-from irt_nb.item_models import item_model, probability_correct
-from irt_nb.stores import LocalResponses, NodeTables, normal_quadrature, response_codes
+from irt_nb.science.calculation import EMProblem, EMSettings, fit_irt
+from irt_nb.science.item_models import item_model, probability_correct
+from irt_nb.serving.stores import LocalResponses, NodeTables, normal_quadrature, response_codes
 
 OUT = Path(__file__).parent / "results" / "calculation.json"
 TWO_PL = item_model("2pl")
@@ -155,7 +155,7 @@ def peak_memory_child(n_persons):
     "Fit n_persons x 100 with 20% missing (SEs included) in a fresh process: (seconds, peak RSS GiB, converged)."
     code = (
         "import time,resource,numpy as np,sys;sys.path.insert(0,'bench');from calculation import simulate;"
-        f"from irt_nb.calculation import fit_irt;x,_,_=simulate({n_persons},100,0.2);del _;t=time.perf_counter();"
+        f"from irt_nb.science.calculation import fit_irt;x,_,_=simulate({n_persons},100,0.2);del _;t=time.perf_counter();"
         "m=fit_irt(x,progress=False);"
         "print(time.perf_counter()-t,resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20,m.converged)"
     )

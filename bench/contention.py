@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import model_file, serve_argv, wait, wrk  # noqa: E402
 from calculation import run_mirt, simulate  # noqa: E402
 
-import irt_nb.stores  # noqa: E402
-from irt_nb.calculation import fit_irt  # noqa: E402
+import irt_nb.serving.stores  # noqa: E402
+from irt_nb.science.calculation import fit_irt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench/results/contention.json"
@@ -58,13 +58,13 @@ def busy_core(on: bool, seconds: float = 900):
 @contextlib.contextmanager
 def engine_before():
     "The engine before: serial chunks of the old size, each product on OpenBLAS's own threads."
-    saved = irt_nb.stores.one_blas_thread, os.environ.get("IRT_NB_THREADS")
-    irt_nb.stores.one_blas_thread = contextlib.nullcontext
+    saved = irt_nb.serving.stores.one_blas_thread, os.environ.get("IRT_NB_THREADS")
+    irt_nb.serving.stores.one_blas_thread = contextlib.nullcontext
     os.environ["IRT_NB_THREADS"] = "1"
     try:
         yield {"chunk_size": (1 << 21) // 100}
     finally:
-        irt_nb.stores.one_blas_thread = saved[0]
+        irt_nb.serving.stores.one_blas_thread = saved[0]
         if saved[1] is None:
             os.environ.pop("IRT_NB_THREADS")
         else:
@@ -105,7 +105,7 @@ FIT_LOOP = """
 import sys, time
 sys.path.insert(0, {bench!r})
 from calculation import simulate
-from irt_nb.calculation import fit_irt
+from irt_nb.science.calculation import fit_irt
 x, _, _ = simulate({n}, 100, 0.0, seed=0)
 end, times = time.monotonic() + {seconds}, []
 while time.monotonic() < end:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from distributed import Client, LocalCluster
 
-from irt_nb.calculation import fit_irt
-from irt_nb.distributed import DaskResponses, write_response_parquet
-from irt_nb.item_models import probability_correct
-from irt_nb.stores import normal_quadrature
+from irt_nb.science.calculation import fit_irt
+from irt_nb.serving.distributed import DaskResponses, write_response_parquet
+from irt_nb.science.item_models import probability_correct
+from irt_nb.serving.stores import normal_quadrature
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "outputs/bench/wide_2m"

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calculation import simulate  # noqa: E402
 from contention import busy_core  # noqa: E402
 
-from irt_nb.calculation import fit_irt  # noqa: E402
-from irt_nb.diagnostics import model_fit, s_x2  # noqa: E402
-from irt_nb.score_tables import score_table  # noqa: E402
-from irt_nb.stores import MISSING  # noqa: E402
+from irt_nb.science.calculation import fit_irt  # noqa: E402
+from irt_nb.science.diagnostics import model_fit, s_x2  # noqa: E402
+from irt_nb.science.score_tables import score_table  # noqa: E402
+from irt_nb.serving.stores import MISSING  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "diagnostics.json"
 

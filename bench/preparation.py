@@ -70,8 +70,8 @@ def baseline(path: Path) -> int:
 
 
 def pipeline(path: Path) -> int:
-    from irt_nb.preparation import load_responses
-    from irt_nb.processing import process_responses
+    from irt_nb.science.preparation import load_responses
+    from irt_nb.science.processing import process_responses
 
     matrix = process_responses(load_responses(path), attempt_policy="first")
     assert matrix.report.rows_in.iloc[0] - matrix.report.dropped.sum() == (matrix.codes >= 0).sum()

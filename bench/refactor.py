@@ -109,7 +109,7 @@ def prepared_copy(source: Path, folder: Path, parameters: dict) -> Path:
 
 def with_headings(notebook: Path) -> tuple[Path, bool]:
     "The notebook as Soorgeon reads it: as it is when it has `## ` headings, else with one where each block starts."
-    from irt_nb.refactoring import plan_blocks, read_research
+    from irt_nb.workbench.refactoring import plan_blocks, read_research
 
     nb = json.loads(notebook.read_text())
     markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(NOTEBOOKS), help="some notebooks only")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/refactor.json")
     args = parser.parse_args()
-    from irt_nb.preparation import create_sample_database
+    from irt_nb.science.preparation import create_sample_database
 
     peers = peer_environment()
     work = Path(tempfile.mkdtemp(prefix="refactor-bench-"))

@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench/results/serve_start.json"
 
 def models(n: int) -> tuple[Path, Path, str]:
     "The model with n students as a sidecar model file and as a format-1 file; a student to look up."
-    from irt_nb.model_file import StudentAbilities, load_model, model_to_dict, save_model
+    from irt_nb.science.model_file import StudentAbilities, load_model, model_to_dict, save_model
 
     folder = ROOT / f"outputs/bench/students{n}"
     folder.mkdir(parents=True, exist_ok=True)

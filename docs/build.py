@@ -2,7 +2,7 @@
 
     python docs/build.py [--out _docs]
 
-The README becomes index.html, docs/NAME.md becomes NAME.html, nbs/NAME.ipynb becomes nbs/NAME.html
+The README becomes index.html, docs/NAME.md becomes NAME.html, nbs/PART/NAME.ipynb becomes nbs/PART/NAME.html
 (nbs/reports/ too), each page with the same navigation. Links between them are rewritten to the
 rendered pages (.md -> .html, .ipynb -> .html). Markdown goes through mistune (installed with the
 project), and a notebook is its markdown cells as prose and its code cells as code: quarto, nbdev's own
@@ -47,7 +47,7 @@ def pages() -> list[tuple[Path, str]]:
     "(source, page path in the site) of everything the site renders."
     found = [(ROOT / "README.md", "index.html")]
     found += [(p, f"{p.stem}.html") for p in sorted((ROOT / "docs").glob("*.md"))]
-    for folder in ("nbs", "nbs/reports"):
+    for folder in ("nbs", "nbs/science", "nbs/serving", "nbs/workbench", "nbs/reports"):
         found += [(p, f"{folder}/{p.stem}.html") for p in sorted((ROOT / folder).glob("*.ipynb"))]
     return found
 
@@ -67,14 +67,20 @@ def site_link(target: str, source: Path, site: dict[Path, str], here: str) -> st
 def navigation(site: dict[Path, str], titles: dict[Path, str], here: str) -> str:
     "The sidebar: the front page, the docs pages, then the notebooks."
     up = "../" * here.count("/")
-    groups = {"irt_nb": [], "Notebooks": [], "Report notebooks": []}
+    groups = {
+        "irt_nb": [],
+        "The science": [],
+        "The serving": [],
+        "The workbench": [],
+        "Report notebooks": [],
+    }
+    folders = {"science": "The science", "serving": "The serving", "workbench": "The workbench"}
     for source, page in site.items():
+        folder = page.split("/")[1] if page.count("/") == 2 else ""
         group = (
             "Report notebooks"
-            if page.startswith("nbs/reports/")
-            else "Notebooks"
-            if page.startswith("nbs/")
-            else "irt_nb"
+            if folder == "reports"
+            else folders.get(folder, "irt_nb")
         )
         groups[group].append(f'<a href="{up}{page}">{html.escape(titles[source])}</a>')
     return "".join(f"<h3>{name}</h3>{''.join(links)}" for name, links in groups.items())

@@ -87,7 +87,7 @@ def add_code_cell(notebook: Path, source: str, cell_id: str = "added01") -> None
 
 def _write_clean(notebook: Path, nb: dict) -> None:
     "Write `nb` the way the project's notebooks are committed (clean), as an editor plus the filter would."
-    from irt_nb.workbench import clean_notebook, notebook_text
+    from irt_nb.workbench.checks import clean_notebook, notebook_text
 
     notebook.write_text(notebook_text(clean_notebook(nb)), encoding="utf-8")
 

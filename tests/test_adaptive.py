@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from servers import ApiServer, PostgresServer
 
-from irt_nb.adaptive import (
+from irt_nb.science.adaptive import (
     AdaptiveEngine,
     StoppingRule,
     bank_model,
@@ -25,9 +25,9 @@ from irt_nb.adaptive import (
     simulate,
     sympson_hetter,
 )
-from irt_nb.model_file import save_model
-from irt_nb.scoring import score_persons
-from irt_nb.student_store import StudentStore
+from irt_nb.science.model_file import save_model
+from irt_nb.science.scoring import score_persons
+from irt_nb.serving.student_store import StudentStore
 
 
 def _bank(n: int = 2000, seed: int = 0):

@@ -10,12 +10,12 @@ from conftest import BIN
 from servers import ApiServer
 from starlette.testclient import TestClient
 
-from irt_nb.api import SCHEMAS, ApiLimits, create_app
-from irt_nb.auth import KeyStore
-from irt_nb.model_file import load_model, save_model
-from irt_nb.pipeline import calibrate
-from irt_nb.preparation import create_sample_database
-from irt_nb.scoring import score_persons
+from irt_nb.science.model_file import load_model, save_model
+from irt_nb.science.pipeline import calibrate
+from irt_nb.science.preparation import create_sample_database
+from irt_nb.science.scoring import score_persons
+from irt_nb.serving.api import SCHEMAS, ApiLimits, create_app
+from irt_nb.serving.auth import KeyStore
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach
 
 def test_score_table_and_scale_scores_for_a_model_that_carries_its_scale(model_file, tmp_path):
     "GET /v1/score-table is the library's table; a model file with a reporting scale adds scale scores."
-    from irt_nb.score_tables import ReportingScale, score_table, with_scale
+    from irt_nb.science.score_tables import ReportingScale, score_table, with_scale
 
     plain = TestClient(create_app(model_file))
     found = check(plain.get("/v1/score-table"), "score_table_response")

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from irt_nb.calculation import fit_irt
-from irt_nb.item_models import probability_correct
-from irt_nb.model_file import load_model, save_model
-from irt_nb.scoring import score_persons
+from irt_nb.science.calculation import fit_irt
+from irt_nb.science.item_models import probability_correct
+from irt_nb.science.model_file import load_model, save_model
+from irt_nb.science.scoring import score_persons
 
 LSAT = (
     ROOT / "data/lsat7"

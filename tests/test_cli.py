@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from conftest import run
 
-from irt_nb.model_file import load_model
-from irt_nb.preparation import create_sample_database
+from irt_nb.science.model_file import load_model
+from irt_nb.science.preparation import create_sample_database
 
 
 @pytest.fixture(scope="module")

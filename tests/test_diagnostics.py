@@ -10,10 +10,10 @@ import pytest
 from conftest import lsat7_wide, run
 from scipy.special import expit
 
-from irt_nb import diagnostics
-from irt_nb.calculation import fit_irt
-from irt_nb.diagnostics import model_fit, person_fit
-from irt_nb.stores import MISSING
+from irt_nb.science import diagnostics
+from irt_nb.science.calculation import fit_irt
+from irt_nb.science.diagnostics import model_fit, person_fit
+from irt_nb.serving.stores import MISSING
 
 # R mirt 1.x, tests/testthat/test-01-mirtOne.R ('dich'): 2PL on expand.table(LSAT7)
 MIRT_M2 = 11.93841

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from irt_nb.calculation import fit_irt
-from irt_nb.distributed import DaskResponses, write_response_parquet
-from irt_nb.item_models import probability_correct
+from irt_nb.science.calculation import fit_irt
+from irt_nb.science.item_models import probability_correct
+from irt_nb.serving.distributed import DaskResponses, write_response_parquet
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_bad_values_in_the_dataset_are_named(client, tmp_path):
 def test_the_command_line_fits_through_a_scheduler_address(data, client, tmp_path):
     from conftest import run
 
-    from irt_nb.model_file import load_model
+    from irt_nb.science.model_file import load_model
 
     x, items, dataset = data
     result = run(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from irt_nb.cli import build_parser
+from irt_nb.workbench.cli import build_parser
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -59,7 +59,7 @@ def test_make_docs_renders_every_notebook_and_links_only_to_its_own_pages(tmp_pa
         page = site / notebook.relative_to(ROOT).with_suffix(".html")
         assert page.is_file(), f"{notebook.name} was not rendered"
         assert "<main>" in page.read_text(encoding="utf-8")
-    diagnostics = (site / "nbs/15_diagnostics.html").read_text(encoding="utf-8")
+    diagnostics = (site / "nbs/science/10_diagnostics.html").read_text(encoding="utf-8")
     assert "model_fit" in diagnostics and "Maydeu-Olivares" in diagnostics  # code and prose
     for page in site.rglob("*.html"):
         for target in re.findall(r'href="([^"#]+)', page.read_text(encoding="utf-8")):

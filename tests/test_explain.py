@@ -70,10 +70,10 @@ def test_a_bad_request_is_one_line_and_exit_2(lsat, options, message):
 
 def test_an_adaptive_students_answers_are_explained_from_the_student_store(lsat, tmp_path):
     "The answers a student gave through /v1/answers, as `irt-nb explain --students-store` reads them."
-    from irt_nb.adaptive import AdaptiveEngine
-    from irt_nb.model_file import load_model
-    from irt_nb.registry import version_id
-    from irt_nb.student_store import StudentStore
+    from irt_nb.science.adaptive import AdaptiveEngine
+    from irt_nb.science.model_file import load_model
+    from irt_nb.serving.registry import version_id
+    from irt_nb.serving.student_store import StudentStore
 
     folder, _, _ = lsat
     model_file, store_url = folder / "lsat7.json", f"sqlite:///{tmp_path / 'students.sqlite'}"

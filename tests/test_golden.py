@@ -2,15 +2,15 @@
 
 This is the proof that the refactoring (research cells -> preparation, processing, calculation modules)
 kept the science: both run on the sample database, the notebook in a real kernel with its own pandas
-cleaning and hand-written EM, the pipeline through `irt_nb.pipeline.calibrate`.
+cleaning and hand-written EM, the pipeline through `irt_nb.science.pipeline.calibrate`.
 """
 
 import pandas as pd
 import papermill as pm
 from conftest import ROOT
 
-from irt_nb.pipeline import calibrate
-from irt_nb.preparation import create_sample_database
+from irt_nb.science.pipeline import calibrate
+from irt_nb.science.preparation import create_sample_database
 
 
 def test_research_notebook_and_pipeline_agree_to_1e_6(tmp_path):

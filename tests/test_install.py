@@ -81,7 +81,7 @@ def _install(env: Path, requirement: str) -> None:
 def work(tmp_path_factory) -> Path:
     "A folder outside the checkout with the sample data as a plain CSV and as a wide CSV."
     folder = tmp_path_factory.mktemp("work")
-    from irt_nb.preparation import create_sample_database
+    from irt_nb.science.preparation import create_sample_database
 
     db = create_sample_database(folder / "sample.sqlite", seed=4, n_students=800)
     with sqlite3.connect(db) as con:
@@ -105,7 +105,7 @@ def test_the_core_install_fits_and_names_the_extra_a_command_needs(core, work):
         core,
         "python",
         "-c",
-        "import numpy as np; from irt_nb.calculation import fit_irt\n"
+        "import numpy as np; from irt_nb.science.calculation import fit_irt\n"
         "rng = np.random.default_rng(0); theta = rng.standard_normal(2000)\n"
         "x = (rng.random((2000, 8)) < 1 / (1 + np.exp(-(theta[:, None] - np.linspace(-1, 1, 8))))).astype(float)\n"
         "m = fit_irt(x); print(m.converged, round(float(np.corrcoef(m.difficulty, np.linspace(-1, 1, 8))[0, 1]), 3))",

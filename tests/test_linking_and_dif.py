@@ -14,21 +14,21 @@ import pytest
 from conftest import run
 from scipy.special import expit
 
-from irt_nb.calculation import EMSettings, fit_irt
-from irt_nb.dif import adjust_p, dif_analysis, mantel_haenszel, mh_tables
-from irt_nb.item_models import probability_correct
-from irt_nb.linking import (
+from irt_nb.science.calculation import EMSettings, fit_irt
+from irt_nb.science.dif import adjust_p, dif_analysis, mantel_haenszel, mh_tables
+from irt_nb.science.item_models import probability_correct
+from irt_nb.science.linking import (
     METHODS,
     anchor_values,
     link_models,
     linking_constants,
     true_score_equating,
 )
-from irt_nb.model_file import load_model, save_model
-from irt_nb.multigroup import GroupLayout, _problem, fit_multigroup
-from irt_nb.preparation import SAMPLE_COHORT, create_sample_database
-from irt_nb.scoring import score_persons
-from irt_nb.stores import response_codes
+from irt_nb.science.model_file import load_model, save_model
+from irt_nb.science.multigroup import GroupLayout, _problem, fit_multigroup
+from irt_nb.science.preparation import SAMPLE_COHORT, create_sample_database
+from irt_nb.science.scoring import score_persons
+from irt_nb.serving.stores import response_codes
 
 
 def _forms(seed: int, mean: float, sd: float, n: int = 3000, drift: dict | None = None):
@@ -143,7 +143,7 @@ def test_groups_travel_in_the_model_file_and_scoring_uses_each_groups_prior(tmp_
     assert np.allclose(scored.theta, direct, atol=1e-6)
     from starlette.testclient import TestClient
 
-    from irt_nb.api import create_app
+    from irt_nb.serving.api import create_app
 
     client = TestClient(create_app(loaded))
     answers_0 = {str(j): int(v) for j, v in enumerate(answers[0])}

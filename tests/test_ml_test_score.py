@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from conftest import ROOT
 
-from irt_nb.cli import build_parser
+from irt_nb.workbench.cli import build_parser
 
 DOC = ROOT / "docs" / "ml_test_score.md"
 SECTIONS = {"Data": "D", "Model": "M", "Infrastructure": "I", "Monitoring": "N"}

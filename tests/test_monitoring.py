@@ -14,13 +14,13 @@ import pytest
 from conftest import ROOT, run
 from servers import ApiServer, PostgresServer
 
-from irt_nb.calculation import fit_irt
-from irt_nb.item_models import probability_correct
-from irt_nb.model_file import ITEM_FIELDS, load_model, save_model
-from irt_nb.monitoring import DriftSettings, OutcomeStore
-from irt_nb.pipeline import calibrate, score_responses
-from irt_nb.preparation import create_sample_database
-from irt_nb.scoring import score_persons
+from irt_nb.science.calculation import fit_irt
+from irt_nb.science.item_models import probability_correct
+from irt_nb.science.model_file import ITEM_FIELDS, load_model, save_model
+from irt_nb.science.pipeline import calibrate, score_responses
+from irt_nb.science.preparation import create_sample_database
+from irt_nb.science.scoring import score_persons
+from irt_nb.serving.monitoring import DriftSettings, OutcomeStore
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +272,7 @@ def test_the_engine_keeps_its_speed_against_a_plain_reference():
 
 def test_held_out_quality_predicts_the_next_terms_outcomes(served_model, tmp_path):
     "Offline and online metrics agree, and what a term of staleness costs: the spring model on autumn's answers."
-    from irt_nb.registry import holdout_metrics
+    from irt_nb.serving.registry import holdout_metrics
 
     path, db = served_model
     model = load_model(path)
@@ -319,7 +319,7 @@ def test_offline_and_next_term_log_loss_rank_models_alike_and_staleness_costs(tm
     """M2/M4: models 0, 1 and 2 terms old and a mis-keyed one, ranked by held-out log-loss on the
     latest term and by the outcome store's log-loss on the next term's answers; the ranks agree and
     each term of age costs log-loss."""
-    from irt_nb.registry import predictive_logloss, split_answers
+    from irt_nb.serving.registry import predictive_logloss, split_answers
 
     first, second, latest, following = _terms()
     training, *_ = split_answers(latest, 0.1, 0)
@@ -411,8 +411,8 @@ def test_an_outcome_by_student_id_needs_the_students_scope_and_reveals_no_ids(
     "A `write` key cannot find out which students exist: by id it gets 403 whether or not the id is known."
     from starlette.testclient import TestClient
 
-    from irt_nb.api import create_app
-    from irt_nb.auth import KeyStore
+    from irt_nb.serving.api import create_app
+    from irt_nb.serving.auth import KeyStore
 
     path, _ = served_model
     model = load_model(path)

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from servers import PostgresServer, S3Server
 
-from irt_nb.preparation import create_sample_database, load_responses
-from irt_nb.processing import process_responses
+from irt_nb.science.preparation import create_sample_database, load_responses
+from irt_nb.science.processing import process_responses
 
 SPRING_MATH = {"exam": "2026-spring", "subject": "math"}
 
@@ -173,7 +173,7 @@ def test_postgresql_gives_the_same_records_as_sqlite(sample):
 
 
 def test_the_sparse_layout_fits_the_same_model(sample):
-    from irt_nb.calculation import fit_irt
+    from irt_nb.science.calculation import fit_irt
 
     _, db, _ = sample
     loaded = load_responses(f"sqlite:///{db}", **SPRING_MATH)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run
 
-from irt_nb.preparation import create_sample_database
+from irt_nb.science.preparation import create_sample_database
 
 RESEARCH = {
     "irt": ROOT / "nbs/research/2pl_calibration.ipynb",
@@ -238,7 +238,7 @@ def test_lint_exit_codes_say_clean_findings_or_unreadable(tmp_path):
 
 
 def test_suggested_labels_of_an_untagged_notebook_match_the_researchers(tmp_path):
-    from irt_nb.workbench import staged_cells
+    from irt_nb.workbench.checks import staged_cells
 
     nb = json.loads(RESEARCH["heart"].read_text())
     for cell in nb["cells"]:

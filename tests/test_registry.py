@@ -18,12 +18,12 @@ import pytest
 from conftest import run
 from servers import ApiServer, S3Server
 
-from irt_nb.api import ModelState
-from irt_nb.calculation import fit_irt
-from irt_nb.model_file import load_model, save_model
-from irt_nb.pipeline import calibrate
-from irt_nb.preparation import create_sample_database
-from irt_nb.registry import (
+from irt_nb.science.calculation import fit_irt
+from irt_nb.science.model_file import load_model, save_model
+from irt_nb.science.pipeline import calibrate
+from irt_nb.science.preparation import create_sample_database
+from irt_nb.serving.api import ModelState
+from irt_nb.serving.registry import (
     Registry,
     canary_report,
     gates,

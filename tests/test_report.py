@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from conftest import run
 
-from irt_nb.model_file import load_model
-from irt_nb.pipeline import calibrate
-from irt_nb.preparation import create_sample_database
+from irt_nb.science.model_file import load_model
+from irt_nb.science.pipeline import calibrate
+from irt_nb.science.preparation import create_sample_database
 
 PARAMETERS = {
     "exam": "2026-autumn",
@@ -79,7 +79,7 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
     )
     html = (out / "calibration_report.html").read_text()
     assert html.count("data:image/png;base64") >= 4  # ICCs, information, abilities, fit
-    assert "from irt_nb.pipeline import calibrate" not in html  # code cells hidden
+    assert "from irt_nb.science.pipeline import calibrate" not in html  # code cells hidden
     assert "Likelihood-ratio test 1PL vs 2PL" in html
     # the sample's slopes differ (lognormal, sd 0.3): the 2PL must win; the next test is the other way
     comparison = metrics["lr_test_1pl_vs_2pl"]
@@ -87,8 +87,8 @@ def test_report_numbers_match_the_package_and_the_html_holds_the_figures(sample_
     assert "The 2PL is preferred" in html
     assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html  # no warning blocks
     # Fit and reliability: the report's numbers are the library's on the same answers
-    from irt_nb.diagnostics import model_fit
-    from irt_nb.score_tables import score_table
+    from irt_nb.science.diagnostics import model_fit
+    from irt_nb.science.score_tables import score_table
 
     fit = model_fit(direct.model, direct.matrix.dense_codes)
     assert metrics["fit"]["model"]["m2"] == pytest.approx(fit.m2, rel=1e-4)
@@ -185,7 +185,7 @@ def test_a_report_never_mixes_its_outputs_with_a_previous_run(sample_db, tmp_pat
 
 
 def test_report_registry_registers_the_reports_own_model_file(sample_db, tmp_path):
-    from irt_nb.registry import Registry, version_id
+    from irt_nb.serving.registry import Registry, version_id
 
     values = {"source": f"sqlite:///{sample_db}", **PARAMETERS}
     registry = tmp_path / "registry"

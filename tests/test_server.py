@@ -22,10 +22,10 @@ import pytest
 from conftest import ROOT, run
 from servers import IN_CI, ApiServer, free_port
 
-from irt_nb.auth import KeyStore
-from irt_nb.model_file import StudentAbilities, load_model, save_model
-from irt_nb.pipeline import calibrate
-from irt_nb.preparation import create_sample_database
+from irt_nb.science.model_file import StudentAbilities, load_model, save_model
+from irt_nb.science.pipeline import calibrate
+from irt_nb.science.preparation import create_sample_database
+from irt_nb.serving.auth import KeyStore
 
 
 @pytest.fixture(scope="module")

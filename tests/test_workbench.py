@@ -5,7 +5,7 @@ import subprocess
 
 from conftest import BIN, ROOT, add_code_cell, edit_cell, run
 
-CALC = "nbs/02_calculation.ipynb"
+CALC = "nbs/science/02_calculation.ipynb"
 
 
 def test_the_project_itself_passes_the_stage_check():
@@ -18,13 +18,15 @@ def test_a_cell_without_a_stage_fails_the_stage_check_naming_it(project):
     add_code_cell(project / CALC, "#| export\ndef helper():\n    return 1\n")
     result = run("irt-nb", "check-stages", cwd=project)
     assert result.returncode == 1
-    assert "nbs/02_calculation.ipynb cell" in result.stderr
+    assert "nbs/science/02_calculation.ipynb cell" in result.stderr
     assert "(id added01) 'def helper():': exported cell has no stage" in result.stderr
 
 
 def test_unknown_and_double_stages_fail_the_stage_check(project):
     add_code_cell(project / CALC, "#| export calculations\nx = 1\n", "unknown1")
-    add_code_cell(project / CALC, "#| export calculation\n#| stage processing\ny = 2\n", "double01")
+    add_code_cell(
+        project / CALC, "#| export science.calculation\n#| stage processing\ny = 2\n", "double01"
+    )
     result = run("irt-nb", "check-stages", cwd=project)
     assert result.returncode == 1
     assert "(id unknown1) 'x = 1': unknown stage or module 'calculations'" in result.stderr
@@ -33,34 +35,35 @@ def test_unknown_and_double_stages_fail_the_stage_check(project):
         in result.stderr
     )
     assert (
-        "(id double01) 'y = 2': cell names 2 stages ['calculation', 'processing']" in result.stderr
+        "(id double01) 'y = 2': cell names 2 stages ['science.calculation', 'processing']"
+        in result.stderr
     )
 
 
 def test_a_notebook_edited_but_not_exported_fails_the_sync_check_until_exported(project):
     edit_cell(
-        project / "nbs/02d_response_stores.ipynb",
-        "#| export stores\ndef normal_quadrature",
-        "#| export stores\ndef normal_quadrature():\n    return 0.5\n",
+        project / "nbs/serving/00_response_stores.ipynb",
+        "#| export serving.stores\ndef normal_quadrature",
+        "#| export serving.stores\ndef normal_quadrature():\n    return 0.5\n",
     )
     result = run("irt-nb", "check-sync", cwd=project)
     assert result.returncode == 1
     assert (
-        "irt_nb/stores.py: differs from what the notebooks export; run `nbdev-export`"
+        "irt_nb/serving/stores.py: differs from what the notebooks export; run `nbdev-export`"
         in result.stderr
     )
     assert run("nbdev-export", cwd=project).returncode == 0
     after = run("irt-nb", "check-sync", cwd=project)
     assert after.returncode == 0, after.stderr
-    assert "return 0.5" in (project / "irt_nb/stores.py").read_text()
+    assert "return 0.5" in (project / "irt_nb/serving/stores.py").read_text()
 
 
 def test_a_hand_edit_of_the_package_fails_the_sync_check(project):
-    module = project / "irt_nb/processing.py"
+    module = project / "irt_nb/science/processing.py"
     module.write_text(module.read_text() + "\nEXTRA = 1\n")
     result = run("irt-nb", "check-sync", cwd=project)
     assert result.returncode == 1
-    assert "irt_nb/processing.py: differs" in result.stderr
+    assert "irt_nb/science/processing.py: differs" in result.stderr
 
 
 def test_outputs_in_a_notebook_fail_the_strict_sync_check_and_clean_nb_removes_them(project):
@@ -74,7 +77,7 @@ def test_outputs_in_a_notebook_fail_the_strict_sync_check_and_clean_nb_removes_t
     notebook.write_text(json.dumps(nb, indent=1))
     result = run("irt-nb", "check-sync", "--strict", cwd=project)
     assert result.returncode == 1
-    assert "nbs/02_calculation.ipynb: notebook is not clean" in result.stderr
+    assert "nbs/science/02_calculation.ipynb: notebook is not clean" in result.stderr
     assert run("irt-nb", "clean-nb", "nbs", cwd=project).returncode == 0
     cleaned = next(c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code")
     assert (cleaned["outputs"], cleaned["execution_count"], cleaned["metadata"]) == (
@@ -143,7 +146,7 @@ def test_the_notebook_commands_start_without_the_scientific_stack():
     commands must not import numpy, pandas or scipy (importing them took 1.8 s of each call)."""
     script = (
         "import sys, contextlib, io\n"
-        "from irt_nb.cli import main\n"
+        "from irt_nb.workbench.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    codes = [main(['lint-research', 'nbs/research/2pl_calibration.ipynb']),\n"
         "             main(['stages', 'nbs/research/2pl_calibration.ipynb']), main(['check-stages'])]\n"

@@ -1,7 +1,7 @@
 """Suggested stage labels (irt-nb stages --suggest on the untagged copy) against the hand tags, per code cell."""
 import sys
 from pathlib import Path
-from irt_nb.workbench import staged_cells
+from irt_nb.workbench.checks import staged_cells
 
 for name in sys.argv[1:]:
     f = Path("/tmp/realnb/nb") / name

@@ -265,8 +265,20 @@ def _schema_problems(doc) -> list[str]:
         import jsonschema  # (slow to import, so only when a file is wrong)
 
         full = jsonschema.Draft202012Validator(_model_schema())
-        errors = sorted(full.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(_closest(full.iter_errors(doc)), key=lambda e: list(map(str, e.absolute_path)))
         return [f"{_json_path(e.absolute_path)}: {_schema_message(e)}" for e in errors[:50]]
+
+
+def _closest(errors):
+    "Errors, where an item matches neither form (right/wrong, polytomous) replaced by those of the closer form."
+    for error in errors:
+        if error.validator == "oneOf" and error.context:
+            branches = {}
+            for sub in error.context:
+                branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+            yield from _closest(min(branches.values(), key=len))
+        else:
+            yield error
 
 
 def _schema_message(error) -> str:
@@ -375,6 +387,11 @@ def model_from_dict(
     if isinstance(doc, dict) and doc.get("format") not in (MODEL_FORMAT, None):
         raise ValueError(
             f"{where}: $.format is {doc['format']!r}; this irt_nb reads {MODEL_FORMAT!r} (and irt_nb.model/1)"
+        )
+    if isinstance(doc, dict) and doc.get("model") in ("grm", "gpcm", "pcm", "mixed"):
+        raise ValueError(
+            f"{where}: $.model is {doc['model']!r}, a polytomous calibration; read it with "
+            "irt_nb.science.polytomous.load_polytomous_model (scoring and serving from this file are right/wrong only)"
         )
     problems = _schema_problems(doc) or _meaning_problems(doc)
     if problems:

@@ -265,7 +265,9 @@ def _schema_problems(doc) -> list[str]:
         import jsonschema  # (slow to import, so only when a file is wrong)
 
         full = jsonschema.Draft202012Validator(_model_schema())
-        errors = sorted(_closest(full.iter_errors(doc)), key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(
+            _closest(full.iter_errors(doc)), key=lambda e: list(map(str, e.absolute_path))
+        )
         return [f"{_json_path(e.absolute_path)}: {_schema_message(e)}" for e in errors[:50]]
 
 

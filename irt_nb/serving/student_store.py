@@ -188,6 +188,13 @@ def _add_answers(
         history.append(key | {"i": item, "c": int(correct), "t": theta, "e": se, "a": now})
     return history
 
+
+def _save(execute, key: dict, state: StudentState, history: list[dict], now: float) -> None:
+    "Write the student's state back and append the new answers to the answers table."
+    execute(_UPDATE_STATE, key | _row(state, now))
+    for record in history:
+        execute(_INSERT_ANSWER, record)
+
 # %% ../../nbs/serving/02_student_store.ipynb #54c1a9fb
 class StudentStore:
     "Ability posteriors per (model version, student) and every answer, in SQLite or PostgreSQL."
@@ -224,9 +231,7 @@ class StudentStore:
         with self._database.transaction(write=True) as execute:
             state = _locked_state(execute, key, start, now, for_update=not self.local)
             history = _add_answers(engine, state, answers, key, now)
-            execute(_UPDATE_STATE, key | _row(state, now))
-            for record in history:
-                execute(_INSERT_ANSWER, record)
+            _save(execute, key, state, history, now)
         return state
 
     def pass_over(self, version: str, student_id: str, items: list[str]) -> None:

@@ -54,6 +54,22 @@ PERSONAL_WORDS = ("name", "email", "mail", "phone", "address", "birth", "dob", "
 PERSON_ROLES = ("student_id", "group")  # roles whose values are about a person
 
 
+def _words(column: str) -> list[str]:
+    "Lower-case words of a column name: student_name, studentName and Student-Name give [student, name]."
+    import re
+
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", column)
+    return re.split(r"[^a-z0-9]+", spaced.lower())
+
+
+def _looks_personal(role: str, column: str) -> bool:
+    "Whether `column`, read in a person's role, is named like personal data."
+    words = [w for w in _words(column) if w]
+    return role in PERSON_ROLES and any(
+        w in PERSONAL_WORDS or w.endswith(("name", "mail")) for w in words
+    )
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b003
 @dataclass(frozen=True)
 class DataPolicy:
     "Which source columns a calibration may read; checked before anything is read (see above)."
@@ -79,10 +95,7 @@ class DataPolicy:
     def check_columns(self, used: dict[str, str], where: str) -> None:
         "`used`: {role: source column}; ValueError naming the first column the policy refuses."
         for role, column in used.items():
-            words = [w for w in _words(column) if w]
-            if role in PERSON_ROLES and any(
-                w in PERSONAL_WORDS or w.endswith(("name", "mail")) for w in words
-            ):
+            if _looks_personal(role, column):
                 raise ValueError(
                     f"{where}: column {column!r} ({role}) looks like personal data; the data-use "
                     "policy refuses it: use a pseudonymous id, or a group that names no person"
@@ -112,14 +125,6 @@ class DataPolicy:
                 f"number {looks[0]} in sorted order); the data-use policy asks for pseudonymous ids "
                 "(allow them with email_ids: true)"
             )
-
-
-def _words(column: str) -> list[str]:
-    "Lower-case words of a column name: student_name, studentName and Student-Name give [student, name]."
-    import re
-
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", column)
-    return re.split(r"[^a-z0-9]+", spaced.lower())
 
 # %% ../../nbs/science/00_preparation.ipynb #4a6ee32a
 RIGHT = {"1", "1.0", "true", "t", "correct", "right", "yes"}
@@ -175,16 +180,33 @@ class LoadedResponses:
     layout: str = "long"  # "long" (one row per answer) or "wide" (one row per student)
 
 
-def _needed_fields(columns: ColumnMap, exam, subject, since, until, keep=()) -> tuple[list, list]:
+@dataclass(frozen=True)
+class _Filters:
+    "The filters of a load, applied at the source (None: not filtered)."
+
+    exam: str | list | None = None  # one exam, a list, or names separated by commas
+    subject: str | list | None = None
+    since: str | None = None  # ISO 8601, inclusive
+    until: str | None = None  # ISO 8601, exclusive
+
+    def given(self) -> dict:
+        "`{name: value}` of the filters set, in the order exam, subject, since, until."
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+def _needed_fields(columns: ColumnMap, filters: _Filters, keep=()) -> tuple[list, list]:
     "Fields the load needs (the model's three, the filtered and kept ones) and those read if present (the time)."
     required = ["student_id", "item_id", "correct"]
-    asked = (("exam", exam), ("subject", subject), ("group", None))
+    asked = (("exam", filters.exam), ("subject", filters.subject), ("group", None))
     required += [f for f, v in asked if v is not None or f in keep]
     for f in required[3:]:
         if getattr(columns, f) is None:
             raise ValueError(
                 f"cannot filter by or read {f}: the column map says the source has no {f} column"
             )
+    since, until = filters.since, filters.until
     if since or until:
         if columns.answered_at is None:
             raise ValueError(
@@ -195,7 +217,7 @@ def _needed_fields(columns: ColumnMap, exam, subject, since, until, keep=()) -> 
         return required + ["answered_at"], []
     return required, ["answered_at"] if columns.answered_at is not None else []
 
-
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b007
 def _check_columns(present: list[str], names: dict[str, str], source: str, optional=()) -> dict:
     "`names` without the optional fields the source lacks; ValueError naming every missing required column."
     missing = [
@@ -291,16 +313,16 @@ def to_canonical(table: pa.Table, names: dict[str, str], source: str) -> pd.Data
     return pd.DataFrame(out)
 
 # %% ../../nbs/science/00_preparation.ipynb #53f6db0f
-def _arrow_filter(table: pa.Table, names: dict[str, str], exam, subject, since, until) -> pa.Table:
+def _arrow_filter(table: pa.Table, names: dict[str, str], filters: _Filters) -> pa.Table:
     "Rows of `table` that pass the filters (on source columns)."
     mask = None
-    for field, value in (("exam", exam), ("subject", subject)):
+    for field, value in (("exam", filters.exam), ("subject", filters.subject)):
         if value is not None:
             wanted = pa.array(_values(value), pa.string())
             cond = pc.is_in(pc.cast(table[names[field]], pa.string()), value_set=wanted)
             mask = cond if mask is None else pc.and_(mask, cond)
     times = None  # parsed once, only if a date filter needs it
-    for op, value in ((pc.greater_equal, since), (pc.less, until)):
+    for op, value in ((pc.greater_equal, filters.since), (pc.less, filters.until)):
         if value is not None:
             if times is None:
                 times = pa.array(_times(table[names["answered_at"]], names["answered_at"]))
@@ -323,7 +345,7 @@ def _arrow_values(table: pa.Table, names: dict[str, str]):
 
     return values
 
-
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b00e
 def _file_system(source: str, storage_options):
     "The fsspec file system and path of `source`; FileNotFoundError when there is no such file."
     import fsspec
@@ -354,52 +376,63 @@ def _csv_header(fs, path: str, source: str) -> list[str]:
         raise ValueError(f"no answers in {source}: the file is empty")
     return [c.strip().strip('"') for c in header.split(",")]
 
-
-def _read_file(
-    source: str, names: dict[str, str], exam, subject, since, until, storage_options
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b011
+def _read_parquet(
+    fs, path: str, names: dict[str, str], source: str
 ) -> tuple[pa.Table, dict[str, str]]:
-    "Needed columns of a CSV or Parquet file (local or fsspec URL), filtered, and the columns found."
-    import pyarrow.csv as pacsv
+    "The needed columns of a Parquet file (ids dictionary-encoded), and the columns found."
     import pyarrow.parquet as pq
 
-    fs, path = _file_system(source, storage_options)
-    if _is_parquet(path):
-        present = pq.read_schema(path, filesystem=fs).names
-        names = _check_columns(present, names, source, optional=("answered_at",))
-        table = pq.read_table(
-            path,
-            filesystem=fs,
-            columns=list(dict.fromkeys(names.values())),
-            read_dictionary=[names["student_id"], names["item_id"]],
+    present = pq.read_schema(path, filesystem=fs).names
+    names = _check_columns(present, names, source, optional=("answered_at",))
+    table = pq.read_table(
+        path,
+        filesystem=fs,
+        columns=list(dict.fromkeys(names.values())),
+        read_dictionary=[names["student_id"], names["item_id"]],
+    )
+    return table, names
+
+
+def _read_csv(fs, path: str, names: dict[str, str], source: str) -> tuple[pa.Table, dict[str, str]]:
+    "The needed columns of a CSV file (ids dictionary-encoded, correctness as text), and the columns found."
+    import pyarrow.csv as pacsv
+
+    present = _csv_header(fs, path, source)
+    names = _check_columns(present, names, source, optional=("answered_at",))
+    types = {
+        names["student_id"]: pa.dictionary(pa.int32(), pa.string()),
+        names["item_id"]: pa.dictionary(pa.int32(), pa.string()),
+        names["correct"]: pa.string(),
+    }
+    with fs.open(path, "rb", compression="infer") as f:
+        table = pacsv.read_csv(
+            f,
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(dict.fromkeys(names.values())),
+                column_types=types,
+                strings_can_be_null=True,
+            ),
         )
-    else:
-        present = _csv_header(fs, path, source)
-        names = _check_columns(present, names, source, optional=("answered_at",))
-        types = {
-            names["student_id"]: pa.dictionary(pa.int32(), pa.string()),
-            names["item_id"]: pa.dictionary(pa.int32(), pa.string()),
-            names["correct"]: pa.string(),
-        }
-        with fs.open(path, "rb", compression="infer") as f:
-            table = pacsv.read_csv(
-                f,
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=list(dict.fromkeys(names.values())),
-                    column_types=types,
-                    strings_can_be_null=True,
-                ),
-            )
-    filtered = _arrow_filter(table, names, exam, subject, since, until)
+    return table, names
+
+
+def _read_file(
+    source: str, names: dict[str, str], filters: _Filters, storage_options
+) -> tuple[pa.Table, dict[str, str]]:
+    "Needed columns of a CSV or Parquet file (local or fsspec URL), filtered, and the columns found."
+    fs, path = _file_system(source, storage_options)
+    read = _read_parquet if _is_parquet(path) else _read_csv
+    table, names = read(fs, path, names, source)
+    filtered = _arrow_filter(table, names, filters)
     if filtered.num_rows == 0:
-        filters = {
-            k: v
-            for k, v in dict(exam=exam, subject=subject, since=since, until=until).items()
-            if v is not None
-        }
-        raise _no_answers(source, filters, table.num_rows, _arrow_values(table, names))
+        raise _no_answers(source, filters.given(), table.num_rows, _arrow_values(table, names))
     return filtered, names
 
 # %% ../../nbs/science/00_preparation.ipynb #0cf48b96
+_SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
+
+
 def _sql_engine(url):
     "A SQLAlchemy engine for `url`; FileNotFoundError for a SQLite file that does not exist (instead of creating it)."
     import sqlalchemy as sa
@@ -414,46 +447,10 @@ def _sql_engine(url):
     return sa.create_engine(url)
 
 
-def _read_sql(
-    url, names: dict[str, str], table: str, exam, subject, since, until, chunk_rows: int
-) -> tuple[pa.Table, dict[str, str]]:
-    "One SELECT of the needed columns with bound filter parameters, read in chunks, and the columns found."
-    import sqlalchemy as sa
-
-    engine = _sql_engine(url)
-    try:
-        with engine.connect() as conn:
-            shown = engine.url.render_as_string(hide_password=True)
-            if not sa.inspect(conn).has_table(table):
-                raise ValueError(f"{shown}: no table {table!r}")
-            present = [c["name"] for c in sa.inspect(conn).get_columns(table)]
-            names = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
-            source = sa.table(table, *[sa.column(c) for c in dict.fromkeys(names.values())])
-            query = sa.select(*[source.c[c] for c in dict.fromkeys(names.values())])
-            filters = {}
-            for field, value in (("exam", exam), ("subject", subject)):
-                if value is not None:
-                    wanted = sa.bindparam(field, _values(value), expanding=True)
-                    query = query.where(source.c[names[field]].in_(wanted))
-                    filters[field] = value
-            for name, value, op in (("since", since, "__ge__"), ("until", until, "__lt__")):
-                if value is not None:
-                    bound = sa.bindparam(name, _sql_time(value, conn))
-                    query = query.where(getattr(source.c[names["answered_at"]], op)(bound))
-                    filters[name] = value
-            chunks = [
-                pa.Table.from_pandas(chunk, preserve_index=False)
-                for chunk in pd.read_sql(query, conn, chunksize=chunk_rows, dtype_backend="pyarrow")
-            ]
-            if not chunks or not sum(c.num_rows for c in chunks):
-                total = conn.execute(sa.select(sa.func.count()).select_from(source)).scalar()
-                raise _no_answers(
-                    f"{shown} table {table!r}", filters, total, _sql_values(conn, source, names)
-                )
-    finally:
-        if engine is not url:
-            engine.dispose()
-    return pa.concat_tables(chunks, promote_options="permissive"), names
+def _sql_time(value, conn):
+    "A bound value for a timestamp filter: ISO text for SQLite (which stores dates as text), a datetime elsewhere."
+    stamp = pd.Timestamp(value)
+    return stamp.isoformat() if conn.dialect.name == "sqlite" else stamp.to_pydatetime()
 
 
 def _sql_values(conn, source, names: dict[str, str]):
@@ -469,11 +466,81 @@ def _sql_values(conn, source, names: dict[str, str]):
 
     return values
 
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b016
+def _sql_select(source, names: dict[str, str], filters: _Filters, conn):
+    "The SELECT of the needed columns with the filters as bound parameters, and the filters it applies."
+    import sqlalchemy as sa
 
-def _sql_time(value, conn):
-    "A bound value for a timestamp filter: ISO text for SQLite (which stores dates as text), a datetime elsewhere."
-    stamp = pd.Timestamp(value)
-    return stamp.isoformat() if conn.dialect.name == "sqlite" else stamp.to_pydatetime()
+    query = sa.select(*[source.c[c] for c in dict.fromkeys(names.values())])
+    applied = {}
+    for field, value in (("exam", filters.exam), ("subject", filters.subject)):
+        if value is not None:
+            wanted = sa.bindparam(field, _values(value), expanding=True)
+            query = query.where(source.c[names[field]].in_(wanted))
+            applied[field] = value
+    for name, value, op in (("since", filters.since, "__ge__"), ("until", filters.until, "__lt__")):
+        if value is not None:
+            bound = sa.bindparam(name, _sql_time(value, conn))
+            query = query.where(getattr(source.c[names["answered_at"]], op)(bound))
+            applied[name] = value
+    return query, applied
+
+
+def _read_sql(
+    url, names: dict[str, str], table: str, filters: _Filters, chunk_rows: int
+) -> tuple[pa.Table, dict[str, str]]:
+    "One SELECT of the needed columns with bound filter parameters, read in chunks, and the columns found."
+    import sqlalchemy as sa
+
+    engine = _sql_engine(url)
+    try:
+        with engine.connect() as conn:
+            shown = engine.url.render_as_string(hide_password=True)
+            if not sa.inspect(conn).has_table(table):
+                raise ValueError(f"{shown}: no table {table!r}")
+            present = [c["name"] for c in sa.inspect(conn).get_columns(table)]
+            names = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
+            source = sa.table(table, *[sa.column(c) for c in dict.fromkeys(names.values())])
+            query, applied = _sql_select(source, names, filters, conn)
+            chunks = [
+                pa.Table.from_pandas(chunk, preserve_index=False)
+                for chunk in pd.read_sql(query, conn, chunksize=chunk_rows, dtype_backend="pyarrow")
+            ]
+            if not chunks or not sum(c.num_rows for c in chunks):
+                total = conn.execute(sa.select(sa.func.count()).select_from(source)).scalar()
+                raise _no_answers(
+                    f"{shown} table {table!r}", applied, total, _sql_values(conn, source, names)
+                )
+    finally:
+        if engine is not url:
+            engine.dispose()
+    return pa.concat_tables(chunks, promote_options="permissive"), names
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b019
+def _source_text(source) -> str:
+    "How a source is named in messages: the path or URL, an engine's URL without its password."
+    if not hasattr(source, "url"):
+        return str(source)
+    return source.url.render_as_string(hide_password=True)
+
+
+def _is_database(source, text: str) -> bool:
+    "Whether the source is a SQLAlchemy engine or a database URL (not a file or fsspec URL)."
+    if hasattr(source, "connect"):
+        return True
+    return "://" in text and text.split("://")[0].split("+")[0] in _SQL_SCHEMES
+
+
+def _check_each_value_found(frame: pd.DataFrame, filters: _Filters, text: str) -> None:
+    "ValueError naming exam or subject values asked for that match no row (when others do)."
+    for field, value in (("exam", filters.exam), ("subject", filters.subject)):
+        absent = (
+            [] if value is None else sorted(set(_values(value)) - set(frame[field].astype(str)))
+        )
+        if absent:
+            raise ValueError(
+                f"{field} {', '.join(map(repr, absent))} matches no row in {text} (the other {field}s asked for do)"
+            )
 
 # %% ../../nbs/science/00_preparation.ipynb #c9c537c1
 def load_responses(
@@ -497,41 +564,19 @@ def load_responses(
     unknown = sorted(set(keep) - {"exam", "subject", "group"})
     if unknown:
         raise ValueError(f"keep may name 'exam', 'subject' and 'group', got {unknown}")
-    required, optional = _needed_fields(columns, exam, subject, since, until, keep)
+    filters = _Filters(exam, subject, since, until)
+    required, optional = _needed_fields(columns, filters, keep)
     names = columns.source_names(required + optional)
     names = policy.readable(names, required, str(source))  # checked before a byte is read
-    filters = {
-        k: v
-        for k, v in dict(exam=exam, subject=subject, since=since, until=until).items()
-        if v is not None
-    }
-    text = (
-        str(source)
-        if not hasattr(source, "url")
-        else source.url.render_as_string(hide_password=True)
-    )
-    if (
-        hasattr(source, "connect")
-        or "://" in text
-        and text.split("://")[0].split("+")[0] in _SQL_SCHEMES
-    ):
-        arrow, names = _read_sql(source, names, table, exam, subject, since, until, chunk_rows)
+    text = _source_text(source)
+    if _is_database(source, text):
+        arrow, names = _read_sql(source, names, table, filters, chunk_rows)
     else:
-        arrow, names = _read_file(text, names, exam, subject, since, until, storage_options)
+        arrow, names = _read_file(text, names, filters, storage_options)
     frame = to_canonical(arrow, names, text)
     policy.check_ids(frame.student_id.cat.categories, f"{text}: column {names['student_id']!r}")
-    for field, value in (("exam", exam), ("subject", subject)):  # each of several values must match
-        absent = (
-            [] if value is None else sorted(set(_values(value)) - set(frame[field].astype(str)))
-        )
-        if absent:
-            raise ValueError(
-                f"{field} {', '.join(map(repr, absent))} matches no row in {text} (the other {field}s asked for do)"
-            )
-    return LoadedResponses(frame, text, arrow.num_rows, filters)
-
-
-_SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
+    _check_each_value_found(frame, filters, text)
+    return LoadedResponses(frame, text, arrow.num_rows, filters.given())
 
 # %% ../../nbs/science/00_preparation.ipynb #7d1e0a02
 def _read_wide_table(source: str, storage_options) -> pa.Table:
@@ -558,6 +603,34 @@ def _read_wide_table(source: str, storage_options) -> pa.Table:
     return table
 
 
+def _item_columns(table: pa.Table, id_column: str, source: str) -> list[str]:
+    "The columns other than the id column; ValueError when the id column is absent or alone."
+    if id_column not in table.column_names:
+        raise ValueError(
+            f"{source}: no column {id_column!r} for the student ids; columns present: {table.column_names}"
+        )
+    items = [name for name in table.column_names if name != id_column]
+    if not items:
+        raise ValueError(f"{source}: no item columns besides the id column {id_column!r}")
+    return items
+
+
+def _wide_students(
+    ids: pa.ChunkedArray, id_column: str, source: str, policy: DataPolicy
+) -> pd.Categorical:
+    "The student id of each row; ValueError for ids the policy refuses or a student on two rows."
+    students = _ids(ids, id_column)
+    policy.check_ids(students.categories, f"{source}: column {id_column!r}")
+    repeated = pd.Series(students).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        rows = np.flatnonzero(repeated)
+        raise ValueError(
+            f"column {id_column!r}: {rows.size} rows repeat a student id, e.g. {students[rows[0]]!r} "
+            f"(rows {rows[:5].tolist()}, counted from 0); a wide file has one row per student"
+        )
+    return students
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b01e
 def load_wide_responses(
     source,  # CSV (.csv, .csv.gz) or Parquet file, local or fsspec URL: one row per student
     id_column: str | None = None,  # the column of student ids (default: the first column)
@@ -570,22 +643,8 @@ def load_wide_responses(
     table = _read_wide_table(source, storage_options)
     id_column = id_column or table.column_names[0]
     policy.check_columns({"student_id": id_column}, source)  # the other columns are items
-    if id_column not in table.column_names:
-        raise ValueError(
-            f"{source}: no column {id_column!r} for the student ids; columns present: {table.column_names}"
-        )
-    items = [name for name in table.column_names if name != id_column]
-    if not items:
-        raise ValueError(f"{source}: no item columns besides the id column {id_column!r}")
-    students = _ids(table[id_column], id_column)
-    policy.check_ids(students.categories, f"{source}: column {id_column!r}")
-    repeated = pd.Series(students).duplicated(keep=False).to_numpy()
-    if repeated.any():
-        rows = np.flatnonzero(repeated)
-        raise ValueError(
-            f"column {id_column!r}: {rows.size} rows repeat a student id, e.g. {students[rows[0]]!r} "
-            f"(rows {rows[:5].tolist()}, counted from 0); a wide file has one row per student"
-        )
+    items = _item_columns(table, id_column, source)
+    students = _wide_students(table[id_column], id_column, source, policy)
     codes = np.column_stack([correctness_codes(table[c], c, missing_ok=True) for c in items])
     person, item = np.nonzero(codes >= 0)  # row-major: each student's answers in column order
     if person.size == 0:
@@ -610,22 +669,26 @@ _RIGHT_WORDS = np.array(["1", "true", "Correct", " 1 "])
 _WRONG_WORDS = np.array(["0", "false", "INCORRECT", " 0 "])
 
 
+@dataclass(frozen=True)
+class _SampleDesign:
+    "The sizes of a simulated sample (the arguments of `simulate_sample_records`)."
+
+    n_students: int  # per cohort
+    items_per_subject: int
+    form_size: int  # items on an exam's form, per subject
+    seen_share: float  # share of a form each student answers
+    reattempt_share: float  # share of answers tried again a few days later
+    seed: int
+
+
 def _p_right(items: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
     "P(right) of each (ability, item row) pair under the items' 2PL parameters."
     kind, a = item_model("2pl"), items.discrimination.to_numpy()
     return kind.pointwise(theta, kind.rows_from(a, -a * items.difficulty.to_numpy()))
 
-
-def simulate_sample_records(
-    n_students: int = 3000,
-    items_per_subject: int = 40,
-    form_size: int = 30,
-    seen_share: float = 0.7,
-    reattempt_share: float = 0.04,
-    seed: int = 0,
-):
-    "Response records, items and students of the sample database, as DataFrames."
-    rng = np.random.default_rng(seed)
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b022
+def _sample_students(n_students: int, rng: np.random.Generator) -> pd.DataFrame:
+    "Student ids, true abilities N(0, 1) and names (about 1% missing)."
     students = pd.DataFrame(
         {
             "student_id": [f"S{i:05d}" for i in range(n_students)],
@@ -635,6 +698,11 @@ def simulate_sample_records(
     students["student_name"] = [
         f"Student {i}" if rng.random() > 0.01 else None for i in range(n_students)
     ]
+    return students
+
+
+def _sample_items(items_per_subject: int, rng: np.random.Generator) -> pd.DataFrame:
+    "Each subject's items: id, name, the author's level 1-5 and the true 2PL parameters."
     items = []
     for subject, prefix in SAMPLE_SUBJECTS.items():
         a, b = rng.lognormal(0, 0.3, items_per_subject), rng.normal(0, 1, items_per_subject)
@@ -655,59 +723,93 @@ def simulate_sample_records(
                 }
             )
         )
-    items = pd.concat(items, ignore_index=True)
-    extra = np.random.default_rng(
-        [seed, 2027]
-    )  # groups and the new cohort: the rest stays as it was
-    students["language"] = np.where(extra.random(n_students) < SAMPLE_DIF["share"], "fr", "en")
+    return pd.concat(items, ignore_index=True)
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b025
+@dataclass(frozen=True)
+class _FormAnswers:
+    "Who answered which position of a form, the item there, right or not, and when they started."
+
+    person: np.ndarray  # student rows
+    position: np.ndarray  # positions on the form
+    items: pd.DataFrame  # the item at each answer
+    right: np.ndarray  # bool
+    start: pd.DatetimeIndex  # each answer's student's start time
+
+
+def _answer_form(
+    form: pd.DataFrame,
+    students: pd.DataFrame,
+    seen_share: float,
+    day: str,
+    rng: np.random.Generator,
+) -> _FormAnswers:
+    "Each student answers a random `seen_share` of `form` on `day`; right with the 2PL probability (θ − DIF shift)."
     focal = (students.language == SAMPLE_DIF["group"]).to_numpy()
-    items["dif_shift"] = 0.0  # how much harder the item is for the focal group (planted DIF)
+    person, position = np.nonzero(rng.random((len(students), len(form))) < seen_share)
+    it = form.iloc[position]
+    p = _p_right(it, students.theta.to_numpy()[person] - it.dif_shift.to_numpy() * focal[person])
+    start = pd.Timestamp(day) + pd.to_timedelta(
+        rng.integers(8 * 60, 16 * 60, len(students))[person], unit="min"
+    )
+    right = rng.random(len(person)) < p
+    return _FormAnswers(person, position, it, right, start)
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b028
+def _exam_records(
+    items: pd.DataFrame, students: pd.DataFrame, design: _SampleDesign, rng: np.random.Generator
+) -> tuple[pd.DataFrame, dict]:
+    "The exams' answers (student row, item row, exam, subject, right, time), and each subject's first form; plants DIF in `items`."
     records, forms = [], {}
     for exam, day in SAMPLE_EXAMS.items():
         for subject in SAMPLE_SUBJECTS:
             bank = items[items.subject == subject]
-            form = bank.iloc[np.sort(rng.choice(len(bank), form_size, replace=False))]
+            form = bank.iloc[np.sort(rng.choice(len(bank), design.form_size, replace=False))]
             if subject not in forms:  # the first exam's form: it carries the planted DIF
                 forms[subject] = form.index.to_numpy()
                 items.loc[form.index[: SAMPLE_DIF["items_per_subject"]], "dif_shift"] = SAMPLE_DIF[
                     "shift"
                 ]
                 form = items.loc[form.index]
-            seen = rng.random((n_students, form_size)) < seen_share
-            person, position = np.nonzero(seen)
-            it = form.iloc[position]
-            shift = it.dif_shift.to_numpy() * focal[person]
-            p = _p_right(it, students.theta.to_numpy()[person] - shift)
-            start = pd.Timestamp(day) + pd.to_timedelta(
-                rng.integers(8 * 60, 16 * 60, n_students)[person], unit="min"
-            )
+            answers = _answer_form(form, students, design.seen_share, day, rng)
+            seconds = answers.position * 90 + rng.integers(0, 60, len(answers.person))
             records.append(
                 pd.DataFrame(
                     {
-                        "student": person,
-                        "item_row": it.index.to_numpy(),
+                        "student": answers.person,
+                        "item_row": answers.items.index.to_numpy(),
                         "exam": exam,
                         "subject": subject,
-                        "right": rng.random(len(person)) < p,
-                        "answered_at": start
-                        + pd.to_timedelta(
-                            position * 90 + rng.integers(0, 60, len(person)), unit="s"
-                        ),
+                        "right": answers.right,
+                        "answered_at": answers.start + pd.to_timedelta(seconds, unit="s"),
                     }
                 )
             )
-    records = pd.concat(records, ignore_index=True)
-    again = records.sample(frac=reattempt_share, random_state=seed).copy()
+    return pd.concat(records, ignore_index=True), forms
+
+
+def _with_reattempts(
+    records: pd.DataFrame, items: pd.DataFrame, students: pd.DataFrame, design: _SampleDesign, rng
+) -> pd.DataFrame:
+    "The records and a second try at `reattempt_share` of them, 1-3 days later and a little better, in time order."
+    again = records.sample(frac=design.reattempt_share, random_state=design.seed).copy()
+    focal = (students.language == SAMPLE_DIF["group"]).to_numpy()
     it = items.loc[again.item_row]
     shift = it.dif_shift.to_numpy() * focal[again.student]
     p = _p_right(it, students.theta.to_numpy()[again.student] + 0.3 - shift)
     again["right"] = rng.random(len(again)) < p  # a second try, a little better
     again["answered_at"] += pd.to_timedelta(rng.integers(1, 4, len(again)), unit="D")
-    records = pd.concat([records, again], ignore_index=True).sort_values(
+    return pd.concat([records, again], ignore_index=True).sort_values(
         "answered_at", kind="stable", ignore_index=True
     )
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b02b
+def _response_table(
+    records: pd.DataFrame, items: pd.DataFrame, students: pd.DataFrame, rng: np.random.Generator
+) -> pd.DataFrame:
+    "The records as an export has them: numbered, with ids and names, correctness in varied spellings."
     style = rng.choice(4, len(records), p=[0.6, 0.2, 0.15, 0.05])
-    responses = pd.DataFrame(
+    return pd.DataFrame(
         {
             "response_id": np.arange(1, len(records) + 1),
             "student_id": students.student_id.to_numpy()[records.student],
@@ -722,18 +824,11 @@ def simulate_sample_records(
             "language": students.language.to_numpy()[records.student],
         }
     )
-    cohort, cohort_answers = _new_cohort(items, forms, n_students, form_size, seen_share, extra)
-    cohort_answers["response_id"] += len(responses)
-    return (
-        pd.concat([responses, cohort_answers], ignore_index=True),
-        items,
-        pd.concat([students, cohort], ignore_index=True),
-    )
 
-
-def _new_cohort(items, forms, n_students, form_size, seen_share, rng):
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b02e
+def _new_cohort(items: pd.DataFrame, forms: dict, design: _SampleDesign, rng: np.random.Generator):
     "A later cohort, N(mean, sd²) on the first cohort's scale, on forms sharing anchor items with the first exam."
-    c = SAMPLE_COHORT
+    c, n_students = SAMPLE_COHORT, design.n_students
     students = pd.DataFrame(
         {
             "student_id": [f"S{n_students + i:05d}" for i in range(n_students)],
@@ -742,44 +837,91 @@ def _new_cohort(items, forms, n_students, form_size, seen_share, rng):
             "language": np.where(rng.random(n_students) < SAMPLE_DIF["share"], "fr", "en"),
         }
     )
-    focal = (students.language == SAMPLE_DIF["group"]).to_numpy()
     parts = []
     for subject in SAMPLE_SUBJECTS:
         old = forms[subject]
         fresh = np.setdiff1d(items.index[items.subject == subject], old)
-        form = np.sort(np.r_[rng.choice(old, c["anchors"], replace=False), fresh])[:form_size]
-        person, position = np.nonzero(rng.random((n_students, len(form))) < seen_share)
-        it = items.loc[form[position]]
-        p = _p_right(
-            it, students.theta.to_numpy()[person] - it.dif_shift.to_numpy() * focal[person]
-        )
-        start = pd.Timestamp(c["day"]) + pd.to_timedelta(
-            rng.integers(8 * 60, 16 * 60, n_students)[person], unit="min"
-        )
-        right = rng.random(len(person)) < p
-        parts.append(
-            pd.DataFrame(
-                {
-                    "student_id": students.student_id.to_numpy()[person],
-                    "student_name": students.student_name.to_numpy()[person],
-                    "item_id": it.item_id.to_numpy(),
-                    "item_name": it.item_name.to_numpy(),
-                    "item_difficulty_level": it.item_difficulty_level.to_numpy(),
-                    "subject": subject,
-                    "exam": c["exam"],
-                    "correct": np.where(right, "1", "0"),
-                    "answered_at": (start + pd.to_timedelta(position * 90, unit="s")).strftime(
-                        "%Y-%m-%dT%H:%M:%S"
-                    ),
-                    "language": students.language.to_numpy()[person],
-                }
-            )
-        )
+        form = np.sort(np.r_[rng.choice(old, c["anchors"], replace=False), fresh])[
+            : design.form_size
+        ]
+        answers = _answer_form(items.loc[form], students, design.seen_share, c["day"], rng)
+        parts.append(_cohort_answers(answers, students, subject))
     answers = pd.concat(parts, ignore_index=True).sort_values(
         "answered_at", kind="stable", ignore_index=True
     )
     answers.insert(0, "response_id", np.arange(1, len(answers) + 1))
     return students, answers
+
+
+def _cohort_answers(answers: _FormAnswers, students: pd.DataFrame, subject: str) -> pd.DataFrame:
+    "One subject's answers of the new cohort, as records (correctness as 1/0, no re-attempts)."
+    person, it = answers.person, answers.items
+    return pd.DataFrame(
+        {
+            "student_id": students.student_id.to_numpy()[person],
+            "student_name": students.student_name.to_numpy()[person],
+            "item_id": it.item_id.to_numpy(),
+            "item_name": it.item_name.to_numpy(),
+            "item_difficulty_level": it.item_difficulty_level.to_numpy(),
+            "subject": subject,
+            "exam": SAMPLE_COHORT["exam"],
+            "correct": np.where(answers.right, "1", "0"),
+            "answered_at": (
+                answers.start + pd.to_timedelta(answers.position * 90, unit="s")
+            ).strftime("%Y-%m-%dT%H:%M:%S"),
+            "language": students.language.to_numpy()[person],
+        }
+    )
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b031
+def simulate_sample_records(
+    n_students: int = 3000,
+    items_per_subject: int = 40,
+    form_size: int = 30,
+    seen_share: float = 0.7,
+    reattempt_share: float = 0.04,
+    seed: int = 0,
+):
+    "Response records, items and students of the sample database, as DataFrames."
+    design = _SampleDesign(
+        n_students, items_per_subject, form_size, seen_share, reattempt_share, seed
+    )
+    rng = np.random.default_rng(seed)
+    students = _sample_students(n_students, rng)
+    items = _sample_items(items_per_subject, rng)
+    extra = np.random.default_rng(
+        [seed, 2027]
+    )  # groups and the new cohort: the rest stays as it was
+    students["language"] = np.where(extra.random(n_students) < SAMPLE_DIF["share"], "fr", "en")
+    items["dif_shift"] = 0.0  # how much harder the item is for the focal group (planted DIF)
+    records, forms = _exam_records(items, students, design, rng)
+    records = _with_reattempts(records, items, students, design, rng)
+    responses = _response_table(records, items, students, rng)
+    cohort, cohort_answers = _new_cohort(items, forms, design, extra)
+    cohort_answers["response_id"] += len(responses)
+    return (
+        pd.concat([responses, cohort_answers], ignore_index=True),
+        items,
+        pd.concat([students, cohort], ignore_index=True),
+    )
+
+# %% ../../nbs/science/00_preparation.ipynb #c0a1b032
+def _write_sample(
+    db: sqlite3.Connection, responses: pd.DataFrame, items: pd.DataFrame, students: pd.DataFrame
+) -> None:
+    "The tables responses (indexed by exam and subject), items_truth and students_truth."
+    db.execute("""CREATE TABLE responses (response_id INTEGER PRIMARY KEY, student_id TEXT, student_name TEXT,
+                  item_id TEXT, item_name TEXT, item_difficulty_level INTEGER, subject TEXT, exam TEXT,
+                  correct TEXT, answered_at TEXT, language TEXT)""")
+    db.executemany(
+        "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        responses.astype(object).where(responses.notna(), None).itertuples(index=False, name=None),
+    )
+    db.execute("CREATE INDEX responses_exam_subject ON responses (exam, subject)")
+    items[["item_id", "subject", "discrimination", "difficulty", "dif_shift"]].to_sql(
+        "items_truth", db, index=False
+    )
+    students[["student_id", "theta", "language"]].to_sql("students_truth", db, index=False)
 
 
 def create_sample_database(path: str | Path, seed: int = 0, **sizes) -> Path:
@@ -794,20 +936,7 @@ def create_sample_database(path: str | Path, seed: int = 0, **sizes) -> Path:
     os.close(fd)
     try:
         with sqlite3.connect(tmp) as db:
-            db.execute("""CREATE TABLE responses (response_id INTEGER PRIMARY KEY, student_id TEXT, student_name TEXT,
-                          item_id TEXT, item_name TEXT, item_difficulty_level INTEGER, subject TEXT, exam TEXT,
-                          correct TEXT, answered_at TEXT, language TEXT)""")
-            db.executemany(
-                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                responses.astype(object)
-                .where(responses.notna(), None)
-                .itertuples(index=False, name=None),
-            )
-            db.execute("CREATE INDEX responses_exam_subject ON responses (exam, subject)")
-            items[["item_id", "subject", "discrimination", "difficulty", "dif_shift"]].to_sql(
-                "items_truth", db, index=False
-            )
-            students[["student_id", "theta", "language"]].to_sql("students_truth", db, index=False)
+            _write_sample(db, responses, items, students)
         db.close()
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # a failed run leaves the previous database as it was

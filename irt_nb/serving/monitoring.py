@@ -17,7 +17,7 @@ from ..science.calculation import CalibratedModel, fit_irt
 from ..science.scoring import align_responses, score_persons
 
 # %% auto #0
-__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'serialised_engine', 'OutcomeStore', 'dialect_insert', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
+__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'serialised_engine', 'dialect_insert', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
 
 # %% ../../nbs/serving/07_monitoring.ipynb #efa933c2
 @dataclass(frozen=True)
@@ -106,6 +106,85 @@ def serialised_engine(url: str):
     return engine
 
 
+def dialect_insert(engine):
+    "The dialect's INSERT (with ON CONFLICT) for SQLite or PostgreSQL."
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c005
+def _outcome_frame(item_ids: list[str], y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    "One row per outcome: item, y, p (kept inside (0, 1)) and its log-loss `ll`."
+    y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
+    frame = pd.DataFrame({"item": item_ids, "y": y, "p": p})
+    frame["ll"] = -(frame.y * np.log(frame.p) + (1 - frame.y) * np.log1p(-frame.p))
+    return frame
+
+
+def _window_upsert(insert, window, key: dict, rows: pd.DataFrame, bucket: int):
+    "The statement adding an item's outcomes `rows` to its sums in `bucket` (a new row the first time)."
+    sums = dict(
+        n=len(rows),
+        sum_y=float(rows.y.sum()),
+        sum_p=float(rows.p.sum()),
+        sum_logloss=float(rows.ll.sum()),
+    )
+    upsert = insert(window).values(**key, bucket=bucket, **sums)
+    return upsert.on_conflict_do_update(
+        index_elements=["model_version", "item_id", "bucket"],
+        set_={f: getattr(window.c, f) + getattr(upsert.excluded, f) for f in sums},
+    )
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c008
+_WINDOW_SUMS = ["n_window", "sum_y", "sum_p", "sum_logloss"]
+_DRIFT_COLUMNS = ["item_id", "n", "cusum_up", "cusum_down", "flagged", "direction", "n_window"]
+_DRIFT_COLUMNS += ["observed", "expected", "calibration_error", "logloss"]
+
+
+def _drift_sums(conn, state, window, version: str, first: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The version's item states, and each item's window sums from bucket `first` on."
+    import sqlalchemy as sa
+
+    states = pd.DataFrame(
+        conn.execute(sa.select(state).where(state.c.model_version == version)).mappings().all()
+    )
+    query = (
+        sa.select(
+            window.c.item_id,
+            sa.func.sum(window.c.n).label("n_window"),
+            sa.func.sum(window.c.sum_y).label("sum_y"),
+            sa.func.sum(window.c.sum_p).label("sum_p"),
+            sa.func.sum(window.c.sum_logloss).label("sum_logloss"),
+        )
+        .where((window.c.model_version == version) & (window.c.bucket >= first))
+        .group_by(window.c.item_id)
+    )
+    return states, pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def _drift_table(state: pd.DataFrame, window: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    "Per item: CUSUMs, flag and direction, and the window's proportions and log-loss (`_DRIFT_COLUMNS`)."
+    if not window.empty:  # (PostgreSQL sums integers as decimals)
+        window[_WINDOW_SUMS] = window[_WINDOW_SUMS].astype(float)
+    if state.empty:  # nothing recorded yet: the same columns, flagged as booleans
+        return pd.DataFrame(columns=_DRIFT_COLUMNS).astype({"flagged": bool})
+    if window.empty:
+        window = pd.DataFrame(columns=["item_id", *_WINDOW_SUMS])
+    table = state.merge(window, on="item_id", how="left").fillna({"n_window": 0})
+    table["n_window"] = table.n_window.astype(int)
+    n = table.n_window.where(table.n_window > 0)
+    table["observed"], table["expected"] = table.sum_y / n, table.sum_p / n
+    table["calibration_error"] = table.observed - table.expected
+    table["logloss"] = table.sum_logloss / n
+    table["flagged"] = (table.cusum_up > threshold) | (table.cusum_down > threshold)
+    table["direction"] = np.where(
+        table.cusum_up > threshold, "easier", np.where(table.cusum_down > threshold, "harder", "")
+    )
+    return table[_DRIFT_COLUMNS].sort_values("item_id", ignore_index=True)
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c00b
 class OutcomeStore:
     "Per-item CUSUMs and windowed sums of outcomes, in SQLite (default) or PostgreSQL."
 
@@ -128,133 +207,41 @@ class OutcomeStore:
         now: float | None = None,
     ) -> list[str]:
         "Add outcomes (in arrival order) of `version`'s items: CUSUMs and the current bucket's sums; the items now flagged."
-        import sqlalchemy as sa
-
         now = time.time() if now is None else now
         bucket = int(now // self.settings.bucket_seconds)
-        y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
-        frame = pd.DataFrame({"item": item_ids, "y": y, "p": p})
-        frame["ll"] = -(frame.y * np.log(frame.p) + (1 - frame.y) * np.log1p(-frame.p))
-        insert, flagged = dialect_insert(self.engine), []
+        frame, insert, flagged = _outcome_frame(item_ids, y, p), dialect_insert(self.engine), []
         with self.engine.begin() as conn:
             for item, rows in frame.groupby("item", sort=True):
-                conn.execute(
-                    insert(self.state)
-                    .values(
-                        model_version=version,
-                        item_id=item,
-                        n=0,
-                        cusum_up=0.0,
-                        cusum_down=0.0,
-                        updated=now,
-                    )
-                    .on_conflict_do_nothing()
-                )
-                key = (self.state.c.model_version == version) & (self.state.c.item_id == item)
-                n, up, down = conn.execute(
-                    sa.select(self.state.c.n, self.state.c.cusum_up, self.state.c.cusum_down)
-                    .where(key)
-                    .with_for_update()
-                ).one()
-                up, down = cusum_step(
-                    up, down, rows.y.to_numpy(), rows.p.to_numpy(), self.settings.allowance
-                )
+                key = {"model_version": version, "item_id": item}
+                up, down = self._advance_cusums(conn, insert, key, rows, now)
                 if max(up, down) > self.settings.threshold:
                     flagged.append(item)
-                conn.execute(
-                    sa.update(self.state)
-                    .where(key)
-                    .values(n=n + len(rows), cusum_up=up, cusum_down=down, updated=now)
-                )
-                sums = dict(
-                    n=len(rows),
-                    sum_y=float(rows.y.sum()),
-                    sum_p=float(rows.p.sum()),
-                    sum_logloss=float(rows.ll.sum()),
-                )
-                upsert = insert(self.window).values(
-                    model_version=version, item_id=item, bucket=bucket, **sums
-                )
-                conn.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=["model_version", "item_id", "bucket"],
-                        set_={
-                            f: getattr(self.window.c, f) + getattr(upsert.excluded, f) for f in sums
-                        },
-                    )
-                )
+                conn.execute(_window_upsert(insert, self.window, key, rows, bucket))
         return flagged
+
+    def _advance_cusums(self, conn, insert, key: dict, rows: pd.DataFrame, now: float):
+        "The item's CUSUMs (S+, S-) after `rows`, written back; its row is created if new, then read locked."
+        import sqlalchemy as sa
+
+        new = dict(n=0, cusum_up=0.0, cusum_down=0.0, updated=now)
+        conn.execute(insert(self.state).values(**key, **new).on_conflict_do_nothing())
+        c = self.state.c
+        where = (c.model_version == key["model_version"]) & (c.item_id == key["item_id"])
+        query = sa.select(c.n, c.cusum_up, c.cusum_down).where(where).with_for_update()
+        n, up, down = conn.execute(query).one()
+        y, p = rows.y.to_numpy(), rows.p.to_numpy()
+        up, down = cusum_step(up, down, y, p, self.settings.allowance)
+        values = dict(n=n + len(rows), cusum_up=up, cusum_down=down, updated=now)
+        conn.execute(sa.update(self.state).where(where).values(**values))
+        return up, down
 
     def drift(self, version: str, now: float | None = None) -> pd.DataFrame:
         "Per item: CUSUMs, flag, and the window's answers, observed and expected proportions, calibration error, log-loss."
-        import sqlalchemy as sa
-
         now = time.time() if now is None else now
         first = int((now - self.settings.window_seconds) // self.settings.bucket_seconds)
         with self.engine.connect() as conn:
-            state = pd.DataFrame(
-                conn.execute(sa.select(self.state).where(self.state.c.model_version == version))
-                .mappings()
-                .all()
-            )
-            window = pd.DataFrame(
-                conn.execute(
-                    sa.select(
-                        self.window.c.item_id,
-                        sa.func.sum(self.window.c.n).label("n_window"),
-                        sa.func.sum(self.window.c.sum_y).label("sum_y"),
-                        sa.func.sum(self.window.c.sum_p).label("sum_p"),
-                        sa.func.sum(self.window.c.sum_logloss).label("sum_logloss"),
-                    )
-                    .where(
-                        (self.window.c.model_version == version) & (self.window.c.bucket >= first)
-                    )
-                    .group_by(self.window.c.item_id)
-                )
-                .mappings()
-                .all()
-            )
-        sums = ["n_window", "sum_y", "sum_p", "sum_logloss"]
-        if not window.empty:  # (PostgreSQL sums integers as decimals)
-            window[sums] = window[sums].astype(float)
-        columns = [
-            "item_id",
-            "n",
-            "cusum_up",
-            "cusum_down",
-            "flagged",
-            "direction",
-            "n_window",
-            "observed",
-            "expected",
-            "calibration_error",
-            "logloss",
-        ]
-        if state.empty:  # nothing recorded yet: the same columns, flagged as booleans
-            return pd.DataFrame(columns=columns).astype({"flagged": bool})
-        if window.empty:
-            window = pd.DataFrame(columns=["item_id", *sums])
-        table = state.merge(window, on="item_id", how="left").fillna({"n_window": 0})
-        table["n_window"] = table.n_window.astype(int)
-        n = table.n_window.where(table.n_window > 0)
-        table["observed"], table["expected"] = table.sum_y / n, table.sum_p / n
-        table["calibration_error"] = table.observed - table.expected
-        table["logloss"] = table.sum_logloss / n
-        h = self.settings.threshold
-        table["flagged"] = (table.cusum_up > h) | (table.cusum_down > h)
-        table["direction"] = np.where(
-            table.cusum_up > h, "easier", np.where(table.cusum_down > h, "harder", "")
-        )
-        return table[columns].sort_values("item_id", ignore_index=True)
-
-
-def dialect_insert(engine):
-    "The dialect's INSERT (with ON CONFLICT) for SQLite or PostgreSQL."
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+            state, window = _drift_sums(conn, self.state, self.window, version, first)
+        return _drift_table(state, window, self.settings.threshold)
 
 # %% ../../nbs/serving/07_monitoring.ipynb #3aff7703
 @dataclass(frozen=True)
@@ -277,25 +264,14 @@ def _holm(p: np.ndarray) -> np.ndarray:
     out[order] = adjusted
     return out
 
-
-def monitor_responses(
-    model: CalibratedModel,
-    codes: np.ndarray,  # (n_persons, n_items) int8 of the new answers: 1, 0, -1 missing
-    item_ids: list[str],  # the columns' item ids
-    alpha: float = 0.01,  # family-wise error rate of the per-item tests
-    max_shift: float = 0.5,  # largest tolerated change of a drifting item's difficulty in the refit
-    max_age_days: float = 365,
-    max_missing_increase: float = 0.2,
-    max_mean_theta: float = 0.5,
-    now: datetime | None = None,
-) -> MonitorResult:
-    "Compare new answers with the model: per-item drift, refit shifts, input invariants, age."
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c012
+def _item_drift(
+    model: CalibratedModel, aligned: np.ndarray, theta: np.ndarray, alpha: float
+) -> pd.DataFrame:
+    "Per item: answers, observed and expected proportions correct, z, Holm-adjusted p, drifted."
     from scipy.stats import norm
 
-    aligned, new_items = align_responses(model, codes, item_ids)
-    missing_items = sorted(set(model.item_ids) - set(item_ids))
     answered = aligned >= 0
-    theta = score_persons(model, aligned, "eap").theta
     p = model.probability(theta)
     n = answered.sum(axis=0)
     observed = np.where(answered, aligned, 0).sum(axis=0)
@@ -314,8 +290,15 @@ def monitor_responses(
         }
     )
     items["drifted"] = (items.p_adjusted < alpha) & (items.n > 0)
+    return items
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c015
+def _refit_drifted(
+    model: CalibratedModel, aligned: np.ndarray, items: pd.DataFrame, max_shift: float
+) -> pd.DataFrame:
+    "`items` with the drifted items' refit difficulty, its shift, and whether it moved more than `max_shift`."
     items["refit_difficulty"], items["shift"] = np.nan, np.nan
-    free, columns = items.drifted.to_numpy(), np.flatnonzero(n > 0)
+    free, columns = items.drifted.to_numpy(), np.flatnonzero(items.n.to_numpy() > 0)
     anchors = {  # the stable items, held at their calibrated values
         model.item_ids[j]: (model.discrimination[j], model.difficulty[j])
         for j in columns
@@ -335,31 +318,60 @@ def monitor_responses(
                 items.loc[j, "refit_difficulty"] = refit.difficulty[k]
                 items.loc[j, "shift"] = refit.difficulty[k] - model.difficulty[j]
     items["moved"] = items["shift"].abs() > max_shift
+    return items
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c018
+def _input_invariants(
+    model: CalibratedModel,
+    codes: np.ndarray,
+    item_ids: list[str],
+    new_items: list[str],
+    theta: np.ndarray,
+) -> dict:
+    "Unknown and absent items, missing rates (now and at calibration), the students' ability mean and SD."
     calibration_missing = 1 - model.n_responses / (model.n_persons * len(model.item_ids))
-    invariants = {
+    return {
         "new_items": new_items,
-        "missing_items": missing_items,
+        "missing_items": sorted(set(model.item_ids) - set(item_ids)),
         "missing_rate": float(1 - (codes >= 0).mean()),
         "calibration_missing_rate": float(calibration_missing),
         "mean_theta": float(theta.mean()),
         "sd_theta": float(theta.std()),
         "n_students": int(codes.shape[0]),
     }
-    age = None
-    if model.created:
-        age = (
-            (now or datetime.now(UTC)) - datetime.fromisoformat(model.created)
-        ).total_seconds() / 86400
+
+
+def _age_days(created: str | None, now: datetime | None) -> float | None:
+    "Days from `created` (ISO 8601) to `now` (default: the current time); None without a time."
+    if not created:
+        return None
+    return ((now or datetime.now(UTC)) - datetime.fromisoformat(created)).total_seconds() / 86400
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c023
+def _item_alarms(items: pd.DataFrame) -> list[str]:
+    "One line per drifted item, then one per moved item."
     crossed = [
         f"item {r.item_id} drifted: observed {r.observed:.3f} vs expected {r.expected:.3f} (z {r.z:+.1f})"
         for r in items[items.drifted].itertuples()
     ]
-    crossed += [
+    return crossed + [
         f"item {r.item_id} moved: difficulty {r.refit_difficulty:+.2f}, was {r.refit_difficulty - r.shift:+.2f}"
         for r in items[items.moved].itertuples()
     ]
+
+
+def _input_alarms(
+    invariants: dict,
+    age: float | None,
+    max_missing_increase: float,
+    max_mean_theta: float,
+    max_age_days: float,
+) -> list[str]:
+    "One line per invariant or age limit crossed."
+    crossed, new_items = [], invariants["new_items"]
     if new_items:
         crossed.append(f"{len(new_items)} item(s) the model does not know: {new_items[:10]}")
+    calibration_missing = invariants["calibration_missing_rate"]
     if invariants["missing_rate"] > calibration_missing + max_missing_increase:
         crossed.append(
             f"missing rate {invariants['missing_rate']:.1%} against {calibration_missing:.1%} at calibration"
@@ -370,6 +382,33 @@ def monitor_responses(
         )
     if age is not None and age > max_age_days:
         crossed.append(f"the model is {age:.0f} days old (limit {max_age_days:g})")
+    return crossed
+
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c01b
+def monitor_responses(
+    model: CalibratedModel,
+    codes: np.ndarray,  # (n_persons, n_items) int8 of the new answers: 1, 0, -1 missing
+    item_ids: list[str],  # the columns' item ids
+    alpha: float = 0.01,  # family-wise error rate of the per-item tests
+    max_shift: float = 0.5,  # largest tolerated change of a drifting item's difficulty in the refit
+    max_age_days: float = 365,
+    max_missing_increase: float = 0.2,
+    max_mean_theta: float = 0.5,
+    now: datetime | None = None,
+) -> MonitorResult:
+    "Compare new answers with the model: per-item drift, refit shifts, input invariants, age."
+    aligned, new_items = align_responses(model, codes, item_ids)
+    theta = score_persons(model, aligned, "eap").theta
+    items = _refit_drifted(model, aligned, _item_drift(model, aligned, theta, alpha), max_shift)
+    invariants = _input_invariants(model, codes, item_ids, new_items, theta)
+    age = _age_days(model.created, now)
+    crossed = _item_alarms(items) + _input_alarms(
+        invariants,
+        age,
+        max_missing_increase=max_missing_increase,
+        max_mean_theta=max_mean_theta,
+        max_age_days=max_age_days,
+    )
     return MonitorResult(items, invariants, age, crossed, theta)
 
 # %% ../../nbs/serving/07_monitoring.ipynb #e2d7be19
@@ -418,7 +457,7 @@ class _Reader:
     def collect(self):
         return iter(self.families)
 
-
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c020
 class ModelCollector:
     "Model version and age, and per-item drift, as gauges read at scrape time."
 

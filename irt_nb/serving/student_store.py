@@ -96,41 +96,34 @@ def _begin(con: sqlite3.Connection, write: bool, patience: float = 30.0) -> None
             time.sleep(0.0002)
 
 
-class StudentStore:
-    "Ability posteriors per (model version, student) and every answer, in SQLite or PostgreSQL."
+def _sqlite_connection(path: str) -> sqlite3.Connection:
+    "A stdlib connection (a fraction of an ORM round trip per statement): autocommit, WAL, secure delete."
+    con = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("PRAGMA secure_delete=ON")  # an erased student's bytes are overwritten, not freed
+    return con
 
-    def __init__(self, url: str):
-        import sqlalchemy as sa
+# %% ../../nbs/serving/02_student_store.ipynb #b1e5a0c9
+class _Database:
+    "Transactions on the store's database, each an `execute(sql, params)`: SQLite's stdlib driver, or SQLAlchemy."
 
-        self.url = url if "://" in url else f"sqlite:///{url}"
-        self.engine = serialised_engine(self.url)
-        metadata = sa.MetaData()
-        self.states, self.answers = _tables(metadata)
-        metadata.create_all(self.engine)
-        self.local = (
-            self.engine.dialect.name == "sqlite"
-        )  # reads are quick enough for an event loop
-        self._path = self.engine.url.database
+    def __init__(self, engine):
+        self.engine = engine
+        self.local = engine.dialect.name == "sqlite"  # reads are quick enough for an event loop
+        self._path = engine.url.database
         self._connections = threading.local()
         self._writer = threading.Lock()  # this process's writers queue here, not on SQLite's lock
 
     def _sqlite(self) -> sqlite3.Connection:
-        "This thread's connection (the stdlib driver: a fraction of an ORM round trip per statement)."
+        "This thread's connection."
         con = getattr(self._connections, "con", None)
         if con is None:
-            con = sqlite3.connect(
-                self._path, timeout=0, isolation_level=None, check_same_thread=False
-            )
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute(
-                "PRAGMA secure_delete=ON"
-            )  # an erased student's bytes are overwritten, not freed
-            self._connections.con = con
+            con = self._connections.con = _sqlite_connection(self._path)
         return con
 
     @contextlib.contextmanager
-    def _transaction(self, write: bool = False):
+    def transaction(self, write: bool = False):
         "An `execute(sql, params)` inside one transaction; SQLite takes the write lock at BEGIN when writing."
         if self.local:
             con = self._sqlite()
@@ -148,19 +141,79 @@ class StudentStore:
             with self.engine.begin() as conn:
                 yield lambda sql, params=None: conn.execute(sa.text(sql), params or {})
 
-    def _select_state(self, execute, version: str, student_id: str, lock: bool):
-        lock = (
-            " FOR UPDATE" if lock and not self.local else ""
-        )  # SQLite: BEGIN IMMEDIATE locked already
-        return execute(
-            f"SELECT {_COLUMNS} FROM irt_nb_student_state WHERE model_version = :v AND student_id = :s{lock}",
-            {"v": version, "s": student_id},
-        ).fetchone()
+# %% ../../nbs/serving/02_student_store.ipynb #b1e5a0cc
+_INSERT_STATE = (
+    "INSERT INTO irt_nb_student_state (model_version, student_id, center, scale, log_post, items, "
+    "responses, passed, group_name, updated) VALUES (:v, :s, :center, :scale, :log_post, :items, "
+    ":responses, :passed, :group_name, :updated) ON CONFLICT DO NOTHING"
+)
+_UPDATE_STATE = (
+    "UPDATE irt_nb_student_state SET log_post = :log_post, items = :items, responses = :responses, "
+    "passed = :passed, updated = :updated WHERE model_version = :v AND student_id = :s"
+)
+_INSERT_ANSWER = (
+    "INSERT INTO irt_nb_student_answers (student_id, model_version, item_id, correct, theta, se, "
+    "answered_at) VALUES (:s, :v, :i, :c, :t, :e, :a)"
+)
+
+
+def _select_state(execute, key: dict, for_update: bool):
+    "The student's state row (`_COLUMNS`), or None; locked FOR UPDATE when asked (PostgreSQL)."
+    lock = " FOR UPDATE" if for_update else ""  # SQLite: BEGIN IMMEDIATE locked already
+    return execute(
+        f"SELECT {_COLUMNS} FROM irt_nb_student_state WHERE model_version = :v AND student_id = :s{lock}",
+        key,
+    ).fetchone()
+
+
+def _locked_state(
+    execute, key: dict, start: Callable[[], StudentState], now: float, for_update: bool
+):
+    "The student's state read for update, its row inserted from `start()` first if the student is new."
+    row = _select_state(execute, key, for_update)
+    if row is None:  # new: insert (a concurrent insert wins, and is then read locked)
+        execute(_INSERT_STATE, key | _row(start(), now))
+        row = _select_state(execute, key, for_update)
+    return _state(row)
+
+
+def _add_answers(
+    engine: AdaptiveEngine, state: StudentState, answers, key: dict, now: float
+) -> list[dict]:
+    "Add `answers` to `state` (in place); their rows for the answers table, with θ and SE after each."
+    history = []
+    for item, correct in answers:
+        engine.record(state, item, correct)
+        theta, se = engine.estimate(state)
+        history.append(key | {"i": item, "c": int(correct), "t": theta, "e": se, "a": now})
+    return history
+
+
+def _save(execute, key: dict, state: StudentState, history: list[dict], now: float) -> None:
+    "Write the student's state back and append the new answers to the answers table."
+    execute(_UPDATE_STATE, key | _row(state, now))
+    for record in history:
+        execute(_INSERT_ANSWER, record)
+
+# %% ../../nbs/serving/02_student_store.ipynb #54c1a9fb
+class StudentStore:
+    "Ability posteriors per (model version, student) and every answer, in SQLite or PostgreSQL."
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+
+        self.url = url if "://" in url else f"sqlite:///{url}"
+        self.engine = serialised_engine(self.url)
+        metadata = sa.MetaData()
+        self.states, self.answers = _tables(metadata)
+        metadata.create_all(self.engine)
+        self._database = _Database(self.engine)
+        self.local = self._database.local  # reads are quick enough for an event loop
 
     def load(self, version: str, student_id: str) -> StudentState | None:
         "The student's state under `version`, or None."
-        with self._transaction() as execute:
-            row = self._select_state(execute, version, student_id, lock=False)
+        with self._database.transaction() as execute:
+            row = _select_state(execute, {"v": version, "s": student_id}, for_update=False)
         return None if row is None else _state(row)
 
     def record(
@@ -175,73 +228,79 @@ class StudentStore:
         "Add answers to the student's posterior in one transaction; the updated state."
         now = time.time() if now is None else now
         key = {"v": version, "s": student_id}
-        with self._transaction(write=True) as execute:
-            row = self._select_state(execute, version, student_id, lock=True)
-            if row is None:  # new: insert (a concurrent insert wins, and is then read locked)
-                execute(
-                    "INSERT INTO irt_nb_student_state (model_version, student_id, center, scale, log_post, items, "
-                    "responses, passed, group_name, updated) VALUES (:v, :s, :center, :scale, :log_post, :items, "
-                    ":responses, :passed, :group_name, :updated) ON CONFLICT DO NOTHING",
-                    key | _row(start(), now),
-                )
-                row = self._select_state(execute, version, student_id, lock=True)
-            state, history = _state(row), []
-            for item, correct in answers:
-                engine.record(state, item, correct)
-                theta, se = engine.estimate(state)
-                history.append(key | {"i": item, "c": int(correct), "t": theta, "e": se, "a": now})
-            execute(
-                "UPDATE irt_nb_student_state SET log_post = :log_post, items = :items, responses = :responses, "
-                "passed = :passed, updated = :updated WHERE model_version = :v AND student_id = :s",
-                key | _row(state, now),
-            )
-            insert = (
-                "INSERT INTO irt_nb_student_answers (student_id, model_version, item_id, correct, theta, se, "
-                "answered_at) VALUES (:s, :v, :i, :c, :t, :e, :a)"
-            )
-            for record in history:
-                execute(insert, record)
+        with self._database.transaction(write=True) as execute:
+            state = _locked_state(execute, key, start, now, for_update=not self.local)
+            history = _add_answers(engine, state, answers, key, now)
+            _save(execute, key, state, history, now)
         return state
 
     def pass_over(self, version: str, student_id: str, items: list[str]) -> None:
         "Remember items exposure control passed over for this student (not offered again)."
-        if not items:
-            return
-        with self._transaction(write=True) as execute:
-            row = self._select_state(execute, version, student_id, lock=True)
-            if row is not None:
-                passed = list(dict.fromkeys(json.loads(row[6]) + list(items)))
-                execute(
-                    "UPDATE irt_nb_student_state SET passed = :p WHERE model_version = :v AND student_id = :s",
-                    {"p": json.dumps(passed), "v": version, "s": student_id},
-                )
+        if items:
+            with self._database.transaction(write=True) as execute:
+                _add_passed(execute, {"v": version, "s": student_id}, items, not self.local)
 
     def history(self, student_id: str) -> list[dict]:
         "Every answer the student gave, oldest first (an export for a privacy request)."
-        fields = ["student_id", "model_version", "item_id", "correct", "theta", "se", "answered_at"]
-        with self._transaction() as execute:
-            rows = execute(
-                f"SELECT {', '.join(fields)} FROM irt_nb_student_answers WHERE student_id = :s ORDER BY id",
-                {"s": student_id},
-            ).fetchall()
-        return [dict(zip(fields, row, strict=True)) for row in rows]
+        with self._database.transaction() as execute:
+            return _answers_of(execute, student_id)
 
     def versions(self, student_id: str) -> list[str]:
         "The model versions the student has a state under."
-        with self._transaction() as execute:
-            rows = execute(
-                "SELECT model_version FROM irt_nb_student_state WHERE student_id = :s",
-                {"s": student_id},
-            ).fetchall()
-        return [v for (v,) in rows]
+        with self._database.transaction() as execute:
+            return _versions_of(execute, student_id)
 
     def delete(self, student_id: str) -> tuple[int, int]:
         "Erase the student: every state and every answer. (states, answers) deleted."
-        with self._transaction(write=True) as execute:
-            states = execute(
-                "DELETE FROM irt_nb_student_state WHERE student_id = :s", {"s": student_id}
-            ).rowcount
-            answers = execute(
-                "DELETE FROM irt_nb_student_answers WHERE student_id = :s", {"s": student_id}
-            ).rowcount
-        return states, answers
+        with self._database.transaction(write=True) as execute:
+            return _erase(execute, student_id)
+
+# %% ../../nbs/serving/02_student_store.ipynb #b1e5a0d1
+def _add_passed(execute, key: dict, items: list[str], for_update: bool) -> None:
+    "Add `items` to the student's passed-over items, once each, in order (nothing for an unknown student)."
+    row = _select_state(execute, key, for_update)
+    if row is not None:
+        passed = list(dict.fromkeys(json.loads(row[6]) + list(items)))
+        execute(
+            "UPDATE irt_nb_student_state SET passed = :p WHERE model_version = :v AND student_id = :s",
+            key | {"p": json.dumps(passed)},
+        )
+
+
+_HISTORY_FIELDS = [
+    "student_id",
+    "model_version",
+    "item_id",
+    "correct",
+    "theta",
+    "se",
+    "answered_at",
+]
+
+
+def _answers_of(execute, student_id: str) -> list[dict]:
+    "The student's rows of the answers table, oldest first."
+    rows = execute(
+        f"SELECT {', '.join(_HISTORY_FIELDS)} FROM irt_nb_student_answers WHERE student_id = :s ORDER BY id",
+        {"s": student_id},
+    ).fetchall()
+    return [dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in rows]
+
+
+def _versions_of(execute, student_id: str) -> list[str]:
+    "The model versions of the student's state rows."
+    rows = execute(
+        "SELECT model_version FROM irt_nb_student_state WHERE student_id = :s", {"s": student_id}
+    ).fetchall()
+    return [v for (v,) in rows]
+
+
+def _erase(execute, student_id: str) -> tuple[int, int]:
+    "Delete the student's states and answers; how many of each."
+    states = execute(
+        "DELETE FROM irt_nb_student_state WHERE student_id = :s", {"s": student_id}
+    ).rowcount
+    answers = execute(
+        "DELETE FROM irt_nb_student_answers WHERE student_id = :s", {"s": student_id}
+    ).rowcount
+    return states, answers

@@ -231,7 +231,7 @@ def save_model(model: CalibratedModel, path: str | Path) -> Path:
 
 # %% ../../nbs/science/02b_model_file.ipynb #9534a4b2
 MODEL_SCHEMA = (
-    Path(__file__).parent / "schemas" / "model.json"
+    Path(__file__).parents[1] / "schemas" / "model.json"
     if "__file__" in globals()
     else Path("../../irt_nb/schemas/model.json")
 )

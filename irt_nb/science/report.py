@@ -16,7 +16,7 @@ __all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'SIMULATION_REP
 
 # %% ../../nbs/science/04_report.ipynb #141f84c0
 REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside the package
-    Path(__file__).parent / "reports" if "__file__" in globals() else Path("reports").resolve()
+    Path(__file__).parents[1] / "reports" if "__file__" in globals() else Path("../reports").resolve()
 )
 CALIBRATION_REPORT = REPORTS / "calibration_report.ipynb"
 MONITORING_REPORT = REPORTS / "monitoring_report.ipynb"

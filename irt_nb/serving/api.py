@@ -47,7 +47,7 @@ __all__ = ['SCHEMAS_DIR', 'SCHEMAS', 'REFUSAL_REASONS', 'ENDPOINTS', 'ALL_SCOPES
 
 # %% ../../nbs/serving/03_api.ipynb #7718cc76
 SCHEMAS_DIR = (
-    Path(__file__).parent / "schemas" if "__file__" in globals() else Path("../../irt_nb/schemas")
+    Path(__file__).parents[1] / "schemas" if "__file__" in globals() else Path("../../irt_nb/schemas")
 )
 SCHEMAS = {  # the API's contracts (model.json describes the model file, not a request)
     p.stem: json.loads(p.read_text())

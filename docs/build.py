@@ -47,7 +47,14 @@ def pages() -> list[tuple[Path, str]]:
     "(source, page path in the site) of everything the site renders."
     found = [(ROOT / "README.md", "index.html")]
     found += [(p, f"{p.stem}.html") for p in sorted((ROOT / "docs").glob("*.md"))]
-    for folder in ("nbs", "nbs/science", "nbs/serving", "nbs/workbench", "nbs/reports"):
+    for folder in (
+        "nbs",
+        "nbs/science",
+        "nbs/serving",
+        "nbs/workbench",
+        "nbs/workbench/commands",  # the command groups of irt-nb
+        "nbs/reports",
+    ):
         found += [(p, f"{folder}/{p.stem}.html") for p in sorted((ROOT / folder).glob("*.ipynb"))]
     return found
 

@@ -83,7 +83,7 @@ def navigation(site: dict[Path, str], titles: dict[Path, str], here: str) -> str
     }
     folders = {"science": "The science", "serving": "The serving", "workbench": "The workbench"}
     for source, page in site.items():
-        folder = page.split("/")[1] if page.count("/") == 2 else ""
+        folder = page.split("/")[1] if page.count("/") >= 2 else ""  # nbs/PART/[SUB/]NAME.html
         group = (
             "Report notebooks"
             if folder == "reports"

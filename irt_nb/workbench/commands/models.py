@@ -119,7 +119,8 @@ def models_rollback(args: argparse.Namespace) -> int:
     "Serve the previous version (or --to VERSION) again."
     from irt_nb.serving.registry import rollback
 
-    print(f"current version: {rollback(_registry(args), args.by, args.reason, args.to)}")
+    current = rollback(_registry(args), by=args.by, reason=args.reason, to=args.to)
+    print(f"current version: {current}")
     return 0
 
 
@@ -128,10 +129,10 @@ def models_canary(args: argparse.Namespace) -> int:
     from irt_nb.serving.registry import start_canary, stop_canary
 
     if args.stop:
-        stop_canary(_registry(args), args.by)
+        stop_canary(_registry(args), by=args.by)
         print("canary stopped")
         return 0
-    start_canary(_registry(args), args.version, args.fraction, args.shadow, args.by)
+    start_canary(_registry(args), args.version, args.fraction, shadow=args.shadow, by=args.by)
     mode = "in shadow" if args.shadow else "answering"
     print(f"canary {args.version} {mode} {args.fraction:.0%} of requests")
     return 0

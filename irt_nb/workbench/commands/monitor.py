@@ -56,7 +56,7 @@ def monitor_command(args: argparse.Namespace) -> int:
     )
     return 1 if result.crossed else 0
 
-
+# %% ../../../nbs/workbench/commands/04_monitor.ipynb #b8dae40c
 def _monitoring_report(args: argparse.Namespace) -> int:
     "The monitoring report (papermill, HTML with plots) into --report DIR; exit 1 when a threshold is crossed."
     from irt_nb.science.report import MONITORING_REPORT, run_report
@@ -87,7 +87,7 @@ def _monitoring_report(args: argparse.Namespace) -> int:
     print(f"report: {run.html}")
     return 1 if crossed else 0
 
-
+# %% ../../../nbs/workbench/commands/04_monitor.ipynb #bc424d97
 def _add_monitor_parser(sub) -> None:
     p = sub.add_parser("monitor", help="compare new answers with a model; exit 1 on an alert")
     add_model_file(p, help="model file")

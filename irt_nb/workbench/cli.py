@@ -12,7 +12,7 @@ from .commands.data import add_data_commands
 from .commands.erasure import add_erasure_commands
 from .commands.models import add_models_commands
 from .commands.monitor import add_monitor_commands
-from .commands.options import LibraryDefault, Parser
+from .commands.options import Parser
 from .commands.psychometrics import add_psychometrics_commands
 from .commands.serve import add_serve_commands
 from .commands.workbench import add_workbench_commands

@@ -14,10 +14,12 @@ from irt_nb.workbench.commands.options import (
     LazyChoices,
     LibraryDefault,
     add_data_options,
+    add_model_file,
     add_out,
     add_parameter_option,
     add_quiet,
     add_storage_option,
+    add_unknown_items,
     read_options,
     storage_options,
 )
@@ -324,8 +326,6 @@ def score_command(args: argparse.Namespace) -> int:
 
 
 def _add_score_parser(sub) -> None:
-    from irt_nb.workbench.commands.options import add_model_file, add_unknown_items
-
     p = sub.add_parser("score", help="abilities of the students in a file or table under a model")
     add_model_file(p)
     add_data_options(p)

@@ -121,3 +121,32 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(files, tmp_path):
     )
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "not_a_folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fit_keeps_items_with_few_answers_and_names_them_on_stderr(files, tmp_path):
+    "`fit` drops nothing by default (min 1) but warns, naming the items below the library's 30 answers."
+    answers = pd.read_csv(files / "both_subjects.csv")
+    rare = answers[answers.item_id == answers.item_id.iloc[0]].head(12).assign(item_id="RARE")
+    pd.concat([answers, rare]).to_csv(tmp_path / "rare.csv", index=False)
+    kept = run(
+        "irt-nb", "fit", str(tmp_path / "rare.csv"), "--out", str(tmp_path / "m.json"), "--quiet"
+    )
+    assert kept.returncode == 0, kept.stderr
+    warned = [line for line in kept.stderr.splitlines() if "fewer than 30 answers" in line]
+    assert warned == [
+        "warning: 1 item(s) have fewer than 30 answers, so their estimates are unstable "
+        "(--min-item-responses 30 drops them, as the calibration report does): ['RARE']"
+    ]
+    assert "RARE" in load_model(tmp_path / "m.json").item_ids
+    dropped = run(
+        "irt-nb",
+        "fit",
+        str(tmp_path / "rare.csv"),
+        "--out",
+        str(tmp_path / "m30.json"),
+        "--quiet",
+        "--min-item-responses",
+        "30",
+    )
+    assert dropped.returncode == 0 and "fewer than 30 answers" not in dropped.stderr
+    assert "1 items with fewer than 30 responses: RARE" in dropped.stdout

@@ -14,7 +14,7 @@ import pandas as pd
 from .preparation import LoadedResponses
 
 # %% auto #0
-__all__ = ['AttemptPolicy', 'ResponseMatrix', 'attempt_rows', 'keep_one_attempt', 'process_responses', 'person_groups']
+__all__ = ['AttemptPolicy', 'MIN_ANSWERS_FOR_STABLE_ESTIMATES', 'ResponseMatrix', 'attempt_rows', 'keep_one_attempt', 'process_responses', 'person_groups', 'items_with_few_answers']
 
 # %% ../../nbs/science/01_processing.ipynb #de4a5765
 AttemptPolicy = Literal["first", "last", "any"]
@@ -143,13 +143,13 @@ def _sorted_codes(codes: np.ndarray, categories: pd.Index) -> tuple[np.ndarray, 
     return rank[codes], names[order]
 
 # %% ../../nbs/science/01_processing.ipynb #bf82c139
-def _apply_minimums(student, item, n_students, n_items, min_item, min_person, report):
-    "Mask of rows kept once items and persons below the minimum number of responses are dropped (repeated until both hold)."
+def _apply_minimums(student, item, n_students, item_names, min_item, min_person, report):
+    "Mask of rows kept once items and persons below the minimum number of responses are dropped (repeated until both hold); dropped items are named, persons counted."
     keep = np.ones(len(student), bool)
     for _ in range(100):
         changed = False
         for step, codes, size, minimum, label in (
-            ("min_item_responses", item, n_items, min_item, "items"),
+            ("min_item_responses", item, len(item_names), min_item, "items"),
             ("min_person_responses", student, n_students, min_person, "persons"),
         ):
             counts = np.bincount(codes[keep], minlength=size)
@@ -157,11 +157,14 @@ def _apply_minimums(student, item, n_students, n_items, min_item, min_person, re
             if small.any():
                 before = int(keep.sum())
                 keep &= ~small[codes]
+                names = [str(n) for n in item_names[small]] if label == "items" else []
+                named = ": " + ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
                 report.add(
                     step,
                     before,
                     int(keep.sum()),
-                    f"{int(small.sum())} {label} with fewer than {minimum} responses",
+                    f"{int(small.sum())} {label} with fewer than {minimum} responses"
+                    + (named if names else ""),
                 )
                 changed = True
         if not changed:
@@ -229,7 +232,13 @@ def process_responses(
     )
     student, item = student[rows], item[rows]
     kept = _apply_minimums(
-        student, item, n_students, n_items, min_item_responses, min_person_responses, report
+        student,
+        item,
+        n_students,
+        table.item_id.cat.categories,
+        min_item_responses,
+        min_person_responses,
+        report,
     )
     student, item, correct = student[kept], item[kept], correct[kept]
     if len(student) == 0:
@@ -272,3 +281,15 @@ def person_groups(table: pd.DataFrame, person_ids, column: str) -> np.ndarray:
         )
     lookup = dict(zip(ids, groups, strict=True))
     return np.array([lookup[str(p)] for p in person_ids])
+
+# %% ../../nbs/science/01_processing.ipynb #fewans02
+MIN_ANSWERS_FOR_STABLE_ESTIMATES = 30  # answers an item needs for estimates worth reporting
+
+
+def items_with_few_answers(
+    matrix: ResponseMatrix, minimum: int = MIN_ANSWERS_FOR_STABLE_ESTIMATES
+) -> dict[str, int]:
+    "The items of `matrix` answered fewer than `minimum` times, with their numbers of answers."
+    codes = matrix.codes
+    counts = codes.getnnz(axis=0) if hasattr(codes, "tocsr") else (codes >= 0).sum(axis=0)
+    return {str(i): int(n) for i, n in zip(matrix.item_ids, counts, strict=True) if n < minimum}

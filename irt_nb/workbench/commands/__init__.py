@@ -1,0 +1,1 @@
+"The `irt-nb` commands, one module per group: data and fit, serving, the model registry, monitoring, psychometrics, erasure and the notebook workbench."

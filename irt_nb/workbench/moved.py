@@ -53,7 +53,22 @@ MOVED: dict[str, tuple[str, ...]] = {
     },
     "refactoring": ("irt_nb.workbench.refactoring",),
     "golden": ("irt_nb.workbench.golden",),
-    "cli": ("irt_nb.workbench.cli",),
+    "cli": (  # the entry point, and the command groups that were its body
+        "irt_nb.workbench.cli",
+        *(
+            f"irt_nb.workbench.commands.{group}"
+            for group in (
+                "data",
+                "serve",
+                "models",
+                "monitor",
+                "psychometrics",
+                "erasure",
+                "workbench",
+                "options",
+            )
+        ),
+    ),
     "workbench": (
         "irt_nb.workbench.checks",
     ),  # the old module's name is now the package's: see `moved_attribute`

@@ -63,6 +63,8 @@ def fit_command(args: argparse.Namespace) -> int:
         raise ValueError("--slice COLUMN judges a registered version's slices: give --registry too")
     if args.scheduler:
         return _fit_distributed(args)
+    if args.model in ("grm", "gpcm", "pcm") or args.item_model:
+        return _fit_polytomous(args)
     settings = {
         "source": args.source,
         **read_options(args),
@@ -145,6 +147,97 @@ def _fit_distributed(args: argparse.Namespace) -> int:
     out = save_model(model, args.out)
     _print_fit(model, f" on {args.scheduler}")
     print(f"model: {out}")
+    return 0
+
+# %% ../../../nbs/workbench/commands/01_data.ipynb #10d79127
+def _item_models(pairs) -> dict[str, str]:
+    "`--item-model ITEM=KIND` options as a dict."
+    found = {}
+    for pair in pairs or []:
+        item, sep, kind = pair.partition("=")
+        if not sep or not item or kind not in ("grm", "gpcm", "pcm"):
+            raise ValueError(
+                f"--item-model {pair!r}: write ITEM=KIND with KIND one of grm, gpcm, pcm"
+            )
+        found[item] = kind
+    return found
+
+
+def _fit_polytomous(args: argparse.Namespace) -> int:
+    "Fit GRM/GPCM/PCM items from a wide file of integer scores; write the model file."
+    from irt_nb.science.polytomous import (
+        PolytomousSettings,
+        encode_scores,
+        fit_polytomous,
+        read_wide_scores,
+        save_polytomous_model,
+    )
+
+    unsupported = [
+        f"--{n}" for n in ("group", "anchors", "registry", "free") if getattr(args, n, None)
+    ]
+    if not args.wide or unsupported:
+        raise ValueError(
+            "polytomous items are read from a wide file of integer scores (--wide)"
+            + (
+                f"; {', '.join(unsupported)} are for right/wrong items only, for now"
+                if unsupported
+                else ""
+            )
+        )
+    frame, id_column = read_wide_scores(args.source, args.id_column, storage_options(args))
+    scored = encode_scores(frame, id_column=id_column)
+    default = args.model if args.model in ("grm", "gpcm", "pcm") else "grm"
+    settings = PolytomousSettings(
+        n_quadrature=args.quadrature, tolerance=args.tol, max_iterations=args.max_iter
+    )
+    model = fit_polytomous(
+        scored, model=default, item_models=_item_models(args.item_model), settings=settings
+    )
+    out = save_polytomous_model(model, args.out)
+    print(
+        model.item_table().drop(columns=["intercepts_se"], errors="ignore").to_string(index=False)
+    )
+    print(
+        f"{default}: {model.n_persons} persons x {len(model.item_ids)} items, converged={model.converged} after "
+        f"{model.n_iterations} iterations, loglik {model.log_likelihood:.3f}\nmodel: {out}"
+    )
+    return 0
+
+
+def _is_polytomous(path) -> bool:
+    "Whether a model file holds a polytomous calibration (read cheaply: its `model` field)."
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # load_model reports the problem
+    return isinstance(doc, dict) and doc.get("model") in ("grm", "gpcm", "pcm", "mixed")
+
+
+def _score_polytomous(args: argparse.Namespace) -> int:
+    "Abilities under a polytomous model file; the answers in a wide file, in the model's scores."
+    from irt_nb.science.pipeline import write_table
+    from irt_nb.science.polytomous import (
+        encode_with_model,
+        load_polytomous_model,
+        read_wide_scores,
+        score_polytomous,
+    )
+
+    if not args.wide:
+        raise ValueError("a polytomous model scores a wide file of integer scores: give --wide")
+    model = load_polytomous_model(args.model)
+    frame, id_column = read_wide_scores(args.source, args.id_column, storage_options(args))
+    scored, skipped = encode_with_model(model, frame, id_column, unknown=args.unknown_scores)
+    table = score_polytomous(model, scored, method=args.method).rename(
+        columns={"person": "student_id"}
+    )
+    table.insert(2, "n_responses", (scored.codes >= 0).sum(axis=1))
+    out = write_table(table, args.out)
+    note = f"; {skipped} unknown score(s) read as not answered" if skipped else ""
+    print(
+        f"{len(table)} students scored ({args.method}) from {int(table.n_responses.sum())} answers{note}\nscores: {out}"
+    )
     return 0
 
 # %% ../../../nbs/workbench/commands/01_data.ipynb #419d8983
@@ -244,10 +337,16 @@ def _add_fit_parser(sub) -> None:
     pipeline, em = "irt_nb.science.pipeline", ("irt_nb.science.calculation", "EMSettings")
     p.add_argument(
         "--model",
-        choices=LazyChoices("irt_nb.science.item_models", "MODELS"),
+        choices=LazyChoices("irt_nb.science.polytomous", "ALL_MODELS"),
         default=LibraryDefault(pipeline, "calibrate", "model"),
         metavar="MODEL",
-        help="item model: %(choices)s (default %(default)s)",
+        help="item model: %(choices)s (default %(default)s); grm, gpcm and pcm take integer scores (with --wide)",
+    )
+    p.add_argument(
+        "--item-model",
+        action="append",
+        metavar="ITEM=KIND",
+        help="this item's kind (grm, gpcm, pcm) instead of --model's (repeatable; polytomous fits)",
     )
     p.add_argument(
         "--quadrature",
@@ -302,6 +401,9 @@ def score_command(args: argparse.Namespace) -> int:
     from irt_nb.science.model_file import load_model
     from irt_nb.science.pipeline import score_responses, write_table
 
+    if _is_polytomous(args.model):
+        return _score_polytomous(args)
+
     scores = score_responses(
         load_model(args.model),
         args.source,
@@ -335,6 +437,12 @@ def _add_score_parser(sub) -> None:
         default=LibraryDefault("irt_nb.science.pipeline", "score_responses", "method"),
     )
     add_unknown_items(p)
+    p.add_argument(
+        "--unknown-scores",
+        choices=["error", "skip"],
+        default="error",
+        help="polytomous models: a score the model does not know is an error, or read as not answered",
+    )
     p.add_argument(
         "--group",
         metavar="COLUMN",

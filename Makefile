@@ -96,6 +96,7 @@ bench: setup
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/calculation.py
 	$(BIN)/python bench/diagnostics.py
+	$(BIN)/python bench/polytomous.py
 	$(BIN)/python bench/contention.py
 	$(BIN)/python bench/preparation.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

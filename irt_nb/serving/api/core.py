@@ -31,7 +31,7 @@ from ...science.score_tables import model_scale
 from ...science.scoring import score_persons
 
 # %% auto #0
-__all__ = ['log', 'REFUSAL_REASONS', 'SCHEMAS_DIR', 'SCHEMAS', 'MARK', 'MARKS', 'SERVE_ENV', 'ApiError', 'validate', 'marks', 'AdaptiveSettings', 'Columns', 'Ability', 'Score', 'ModelService', 'Choice', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'respond', 'serving', 'current_service', 'Answering', 'answering', 'configured', 'check_group', 'check_ids', 'Endpoint', 'ServeConfig']
+__all__ = ['log', 'REFUSAL_REASONS', 'SCHEMAS_DIR', 'SCHEMAS', 'MARK', 'MARKS', 'SERVE_ENV', 'ApiError', 'validate', 'marks', 'AdaptiveSettings', 'Columns', 'Ability', 'Score', 'ItemColumns', 'ModelService', 'Choice', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'respond', 'serving', 'current_service', 'Answering', 'answering', 'configured', 'check_group', 'check_ids', 'Endpoint', 'ServeConfig']
 
 # %% ../../../nbs/serving/api/00_core.ipynb #859cb3d6
 log = logging.getLogger("irt_nb.serving.api")  # the API's log (unchanged by the split into modules)
@@ -176,24 +176,12 @@ class Score:
     warnings: list[str]
 
 # %% ../../../nbs/serving/api/00_core.ipynb #e447a291
-class ModelService:
-    "Item parameters of a calibrated model, ready to answer requests."
+class ItemColumns:
+    "The served items: their parameters as arrays, an index from item id to column, and P(correct)."
 
     def __init__(self, model: CalibratedModel):
         self.model, self.kind, self.rows = model, model.kind, model.item_params  # kind: the formula
         self.index = {item: j for j, item in enumerate(model.item_ids)}
-        self.abilities = model.abilities
-        self.scale = model_scale(
-            model
-        )  # the reporting scale the model file carries (checked at load)
-        self.score_table = None  # GET /v1/score-table's answer, once asked for
-        self._engine = None
-
-    def adaptive(self, settings: AdaptiveSettings) -> AdaptiveEngine:
-        "This version's adaptive engine (built on first use)."
-        if self._engine is None:
-            self._engine = AdaptiveEngine(self.model, settings.content, settings.exposure)
-        return self._engine
 
     def columns(self, ids: list[str], unknown: str, path: str) -> Columns:
         "Columns of known item ids; ApiError 422 naming unknown ids unless `unknown` is 'skip'."
@@ -205,6 +193,35 @@ class ModelService:
         warnings = [f"skipped unknown item ids: {missing[:50]}"] if missing else []
         columns = np.asarray([j for j, _ in known], dtype=np.intp)
         return Columns(columns, [item for _, item in known], warnings)
+
+    def pointwise(self, theta: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        "P(correct) of each (ability, item column) pair."
+        return self.kind.pointwise(theta, self.rows[columns])
+
+    def probabilities(self, theta: float, columns: np.ndarray, ids: list[str]) -> list[dict]:
+        "P(correct) for one ability and the given item columns."
+        p = self.pointwise(np.full(len(columns), theta), columns)
+        return [
+            {"item_id": item, "probability": float(v)}
+            for item, v in zip(ids, p.tolist(), strict=True)
+        ]
+
+# %% ../../../nbs/serving/api/00_core.ipynb #5a1c0e22
+class ModelService(ItemColumns):
+    "A calibrated model ready to answer requests: its items, students' abilities, scores, adaptive engine."
+
+    def __init__(self, model: CalibratedModel):
+        super().__init__(model)
+        self.abilities = model.abilities
+        self.scale = model_scale(model)  # the reporting scale of the model file (checked at load)
+        self.score_table = None  # GET /v1/score-table's answer, once asked for
+        self._engine = None
+
+    def adaptive(self, settings: AdaptiveSettings) -> AdaptiveEngine:
+        "This version's adaptive engine (built on first use)."
+        if self._engine is None:
+            self._engine = AdaptiveEngine(self.model, settings.content, settings.exposure)
+        return self._engine
 
     def ability(self, student: dict, unknown: str, path: str, scopes: frozenset) -> Ability:
         "The student's ability from student_id, theta or responses (scored EAP on the fly)."
@@ -238,18 +255,6 @@ class ModelService:
         found = score_persons(self.model, codes, method, group=group)
         theta, se, at_bound = float(found.theta[0]), float(found.se[0]), bool(found.at_bound[0])
         return Score(theta, se, at_bound, len(kept), warnings)
-
-    def pointwise(self, theta: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        "P(correct) of each (ability, item column) pair."
-        return self.kind.pointwise(theta, self.rows[columns])
-
-    def probabilities(self, theta: float, columns: np.ndarray, ids: list[str]) -> list[dict]:
-        "P(correct) for one ability and the given item columns."
-        p = self.pointwise(np.full(len(columns), theta), columns)
-        return [
-            {"item_id": item, "probability": float(v)}
-            for item, v in zip(ids, p.tolist(), strict=True)
-        ]
 
 # %% ../../../nbs/serving/api/00_core.ipynb #ea7db471
 class Choice(NamedTuple):

@@ -35,7 +35,7 @@ from irt_nb.serving.api.core import (
 from ..registry import Registry, record_canary, version_id
 
 # %% auto #0
-__all__ = ['ENDPOINTS', 'items', 'item', 'model_info', 'ModelFile', 'model_version', 'Wanted', 'ModelState', 'Serving', 'serve_model']
+__all__ = ['ENDPOINTS', 'items', 'item', 'model_info', 'ModelFile', 'model_version', 'Wanted', 'ModelState', 'follow', 'Serving', 'serve_model']
 
 # %% ../../../nbs/serving/api/04_models.ipynb #2c2217ed
 def _item(service: ModelService, j: int) -> dict:
@@ -184,7 +184,7 @@ def _fall_back(registry: Registry, pointer: dict, failed: str | None) -> Served 
 
 # %% ../../../nbs/serving/api/04_models.ipynb #62db18cf
 class ModelState:
-    "What a worker serves: loading, ready (with a `Served`) or failed (with the reason); follows a registry."
+    "What a worker serves: loading, ready (with a `Served`) or failed (with the reason)."
 
     def __init__(self):
         self.status, self.served, self.error = "loading", None, None
@@ -194,28 +194,12 @@ class ModelState:
     def load(self, model: CalibratedModel | ModelFile) -> None:
         "Serve one model (an object, or a model file read once) for the life of the worker."
         try:
-            if isinstance(model, CalibratedModel):
-                self.served = Served(ModelService(model), "unsaved")
-            else:
-                self.served = Served(ModelService(model.model()), model.version)
-            self.status = "ready"
+            loaded = model if isinstance(model, CalibratedModel) else model.model()
+            version = "unsaved" if isinstance(model, CalibratedModel) else model.version
+            self.served, self.status = Served(ModelService(loaded), version), "ready"
         except Exception as e:  # noqa: BLE001 (reported by /ready, never raised into the server)
             self.status, self.error = "failed", str(e)
             log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
-
-    def follow(self, registry: Registry, poll: float = 0.5) -> None:
-        "Serve the registry's current version (and canary), following its pointer every `poll` seconds."
-        worker = f"{platform.node()}-{os.getpid()}"
-        while True:
-            self._apply(registry)
-            stats = self.canary_stats
-            if stats is not None and stats.dirty:
-                stats.dirty = False
-                try:
-                    record_canary(registry, stats.version, worker, stats.as_dict())
-                except Exception as e:  # noqa: BLE001 (a registry that cannot be written: say so, keep serving)
-                    log.error(json.dumps({"event": "canary_record_failed", "error": str(e)}))
-            time.sleep(poll)
 
     def _apply(self, registry: Registry) -> None:
         "Load what the pointer names, unless it is what is served (or what failed to load last time)."
@@ -254,12 +238,29 @@ class ModelState:
         if served and served.canary:
             canary = {"version": served.canary_version, "fraction": served.fraction}
             canary["shadow"] = served.shadow
+        version = served.version if served else None
+        worker = f"{platform.node()}-{os.getpid()}"  # the id its canary records carry
         return {
-            "version": served.version if served else None,
-            "worker": f"{platform.node()}-{os.getpid()}",  # the id its canary records carry
+            "version": version,
+            "worker": worker,
             "canary": canary,
             "last_load_error": self.error,
         }
+
+# %% ../../../nbs/serving/api/04_models.ipynb #6b2d9e31
+def follow(state: ModelState, registry: Registry, poll: float = 0.5) -> None:
+    "Serve the registry's current version (and canary) in `state`, following its pointer every `poll` s."
+    worker = f"{platform.node()}-{os.getpid()}"
+    while True:
+        state._apply(registry)
+        stats = state.canary_stats
+        if stats is not None and stats.dirty:
+            stats.dirty = False
+            try:
+                record_canary(registry, stats.version, worker, stats.as_dict())
+            except Exception as e:  # noqa: BLE001 (a registry that cannot be written: say so, keep serving)
+                log.error(json.dumps({"event": "canary_record_failed", "error": str(e)}))
+        time.sleep(poll)
 
 # %% ../../../nbs/serving/api/04_models.ipynb #f9f1fa9e
 class Serving(NamedTuple):
@@ -275,7 +276,7 @@ def serve_model(config: ServeConfig, model: CalibratedModel | None, background: 
     state = ModelState()
     if config.registry and model is None:
         registry = Registry(config.registry, config.registry_options)
-        threading.Thread(target=state.follow, args=(registry, config.poll), daemon=True).start()
+        threading.Thread(target=follow, args=(state, registry, config.poll), daemon=True).start()
         return Serving(state, None, None)
     if model is not None:
         state.load(model)

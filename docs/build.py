@@ -47,7 +47,14 @@ def pages() -> list[tuple[Path, str]]:
     "(source, page path in the site) of everything the site renders."
     found = [(ROOT / "README.md", "index.html")]
     found += [(p, f"{p.stem}.html") for p in sorted((ROOT / "docs").glob("*.md"))]
-    for folder in ("nbs", "nbs/science", "nbs/serving", "nbs/workbench", "nbs/reports"):
+    for folder in (
+        "nbs",
+        "nbs/science",
+        "nbs/serving",
+        "nbs/serving/api",
+        "nbs/workbench",
+        "nbs/reports",
+    ):
         found += [(p, f"{folder}/{p.stem}.html") for p in sorted((ROOT / folder).glob("*.ipynb"))]
     return found
 
@@ -76,7 +83,7 @@ def navigation(site: dict[Path, str], titles: dict[Path, str], here: str) -> str
     }
     folders = {"science": "The science", "serving": "The serving", "workbench": "The workbench"}
     for source, page in site.items():
-        folder = page.split("/")[1] if page.count("/") == 2 else ""
+        folder = page.split("/")[1] if page.count("/") >= 2 else ""  # nbs/serving/api/ is serving
         group = (
             "Report notebooks"
             if folder == "reports"

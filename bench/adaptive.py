@@ -46,7 +46,7 @@ def prepare(folder: Path):
     path = save_model(model, folder / "bank2000.json")
     store, engine = StudentStore(str(folder / "students.sqlite")), AdaptiveEngine(model)
     rng = np.random.default_rng(1)
-    from irt_nb.serving.api import model_version
+    from irt_nb.serving.api.models import model_version
 
     vid = model_version(path)  # the served version: a hash of the file's content
     for s in range(N_STUDENTS):

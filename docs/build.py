@@ -51,6 +51,7 @@ def pages() -> list[tuple[Path, str]]:
         "nbs",
         "nbs/science",
         "nbs/serving",
+        "nbs/serving/api",
         "nbs/workbench",
         "nbs/workbench/commands",  # the command groups of irt-nb
         "nbs/reports",

@@ -14,7 +14,8 @@ from irt_nb.science.model_file import load_model, save_model
 from irt_nb.science.pipeline import calibrate
 from irt_nb.science.preparation import create_sample_database
 from irt_nb.science.scoring import score_persons
-from irt_nb.serving.api import SCHEMAS, ApiLimits, create_app
+from irt_nb.serving.api.app import create_app
+from irt_nb.serving.api.core import SCHEMAS, ApiLimits, ServeConfig
 from irt_nb.serving.auth import KeyStore
 
 
@@ -31,7 +32,9 @@ def model_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(model_file):
-    return TestClient(create_app(model_file, limits=ApiLimits(max_body_bytes=20_000)))
+    return TestClient(
+        create_app(ServeConfig(model=str(model_file), limits=ApiLimits(max_body_bytes=20_000)))
+    )
 
 
 def check(response, schema: str, status: int = 200) -> dict:

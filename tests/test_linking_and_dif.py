@@ -143,7 +143,7 @@ def test_groups_travel_in_the_model_file_and_scoring_uses_each_groups_prior(tmp_
     assert np.allclose(scored.theta, direct, atol=1e-6)
     from starlette.testclient import TestClient
 
-    from irt_nb.serving.api import create_app
+    from irt_nb.serving.api.app import create_app
 
     client = TestClient(create_app(loaded))
     answers_0 = {str(j): int(v) for j, v in enumerate(answers[0])}

@@ -411,7 +411,7 @@ def test_an_outcome_by_student_id_needs_the_students_scope_and_reveals_no_ids(
     "A `write` key cannot find out which students exist: by id it gets 403 whether or not the id is known."
     from starlette.testclient import TestClient
 
-    from irt_nb.serving.api import create_app
+    from irt_nb.serving.api.app import AppParts, create_app
     from irt_nb.serving.auth import KeyStore
 
     path, _ = served_model
@@ -420,7 +420,7 @@ def test_an_outcome_by_student_id_needs_the_students_scope_and_reveals_no_ids(
     _, writer = keys.create("writer", ["write"])
     _, both = keys.create("tutor", ["write", "students"])
     outcomes = OutcomeStore(f"sqlite:///{tmp_path / 'outcomes.sqlite'}")
-    client = TestClient(create_app(path, keys=keys, outcomes=outcomes))
+    client = TestClient(create_app(path, AppParts(keys=keys, outcomes=outcomes)))
     known, item = model.abilities.ids()[0], model.item_ids[0]
 
     def send(key, student):

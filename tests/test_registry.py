@@ -22,7 +22,7 @@ from irt_nb.science.calculation import fit_irt
 from irt_nb.science.model_file import load_model, save_model
 from irt_nb.science.pipeline import calibrate
 from irt_nb.science.preparation import create_sample_database
-from irt_nb.serving.api import ModelState
+from irt_nb.serving.api.models import ModelState
 from irt_nb.serving.registry import (
     Registry,
     canary_report,

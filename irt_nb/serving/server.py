@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .api.core import SERVE_ENV, ServeConfig
 
 # %% auto #0
 __all__ = ['ServerLimits', 'error_response', 'BoundedHttpToolsProtocol', 'is_loopback', 'check_exposure', 'run_server']
@@ -31,8 +32,8 @@ class ServerLimits:
 
     @classmethod
     def from_environment(cls) -> ServerLimits:
-        "Limits from IRT_NB_SERVER_LIMITS (JSON), as `irt-nb serve` passes them to its workers."
-        return cls(**json.loads(os.environ.get("IRT_NB_SERVER_LIMITS", "{}")))
+        "Limits from the ServeConfig `irt-nb serve` passes its workers (IRT_NB_SERVE)."
+        return cls(**ServeConfig.from_environment().server_limits)
 
 
 def error_response(status: int, reason: str, error: str, detail: str) -> bytes:
@@ -173,55 +174,28 @@ def check_exposure(host: str, keys: str | None, insecure: bool) -> None:
 
 # %% ../../nbs/serving/05_server.ipynb #cbf2c7cd
 def run_server(
-    model: str | None,  # model file (or None with `registry`)
+    config: ServeConfig,  # what the workers serve: model or registry, keys, stores, limits, log level
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 2,
-    log_level: str = "info",  # info writes one JSON line per request
-    keys: str | None = None,  # API key file (irt-nb keys); None: no keys (loopback only)
     insecure: bool = False,  # allow a non-loopback address without keys
     graceful_timeout: float = 10.0,  # seconds requests in flight get to finish on SIGTERM
-    server_limits: ServerLimits | None = None,
-    api_limits=None,  # irt_nb.serving.api.ApiLimits
-    registry: str | None = None,  # serve the current version of this registry, following promotions
-    registry_options: dict | None = None,  # fsspec options of the registry (S3 key, endpoint...)
-    poll: float = 0.5,  # seconds between looks at the registry's pointer
-    outcomes: str
-    | None = None,  # SQLAlchemy URL of the outcome store (drift monitoring); None: none
-    drift: dict | None = None,  # DriftSettings fields (allowance, threshold, window_seconds, ...)
-    students: str
-    | None = None,  # SQLAlchemy URL of the student store (adaptive sessions); None: none
-    adaptive: dict
-    | None = None,  # AdaptiveSettings fields: content {item: area}, exposure {item: K}
 ) -> int:
     "Serve the API until SIGTERM or SIGINT; 0 after a clean stop."
     import importlib.util
 
     import uvicorn
 
-    check_exposure(host, keys, insecure)
-    os.environ.update(
-        IRT_NB_MODEL=str(model or ""),
-        IRT_NB_REGISTRY=str(registry or ""),
-        IRT_NB_REGISTRY_OPTIONS=json.dumps(registry_options or {}),
-        IRT_NB_POLL=str(poll),
-        IRT_NB_OUTCOMES=outcomes or "",
-        IRT_NB_DRIFT=json.dumps(drift or {}),
-        IRT_NB_STUDENTS=students or "",
-        IRT_NB_ADAPTIVE=json.dumps(adaptive or {}),
-        IRT_NB_LOG_LEVEL=log_level,
-        IRT_NB_KEYS=str(keys or ""),
-        IRT_NB_SERVER_LIMITS=json.dumps(asdict(server_limits or ServerLimits())),
-        IRT_NB_API_LIMITS=json.dumps(asdict(api_limits) if api_limits is not None else {}),
-    )
-    BoundedHttpToolsProtocol.limits = server_limits or ServerLimits()
+    check_exposure(host, config.keys, insecure)
+    os.environ[SERVE_ENV] = config.to_json()  # the workers' one contract with this process
+    BoundedHttpToolsProtocol.limits = ServerLimits(**config.server_limits)
     # uvicorn re-raises the stop signal once it has drained; this handler receives it, so the process exits 0
     previous = {
         s: signal.signal(s, lambda sig, frame: None) for s in (signal.SIGTERM, signal.SIGINT)
     }
     try:
         uvicorn.run(
-            "irt_nb.serving.api:app_from_environment",
+            "irt_nb.serving.api.app:app_from_environment",
             factory=True,
             host=host,
             port=port,

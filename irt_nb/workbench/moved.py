@@ -44,13 +44,25 @@ MOVED: dict[str, tuple[str, ...]] = {
             "distributed",
             "student_store",
             "erasure",
-            "api",
             "auth",
             "server",
             "registry",
             "monitoring",
         )
     },
+    "api": tuple(  # the route table first, so that irt_nb.api.ENDPOINTS is the whole table
+        f"irt_nb.serving.api.{resource}"
+        for resource in (
+            "app",
+            "core",
+            "models",
+            "access",
+            "probabilities",
+            "students",
+            "outcomes",
+            "health",
+        )
+    ),
     "refactoring": ("irt_nb.workbench.refactoring",),
     "golden": ("irt_nb.workbench.golden",),
     "cli": (  # the entry point, and the command groups that were its body

@@ -29,8 +29,12 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from irt_nb.serving.api import ApiLimits  # a missing [api] extra stops here, in one line
-    from irt_nb.serving.server import ServerLimits, check_exposure, run_server
+    from irt_nb.serving.api.core import (  # a missing [api] extra stops here, in one line
+        AdaptiveSettings,
+        ApiLimits,
+        ServeConfig,
+    )
+    from irt_nb.serving.server import check_exposure, run_server
 
     check_exposure(args.host, args.keys, args.insecure)
     model = _served_model(args)
@@ -44,30 +48,31 @@ def _serve(args: argparse.Namespace) -> int:
         f"({args.workers} workers, {access})",
         flush=True,
     )
-    return run_server(
-        str(Path(args.model).resolve()) if args.model else None,
+    config = ServeConfig(  # everything the workers need, handed to them once
+        model=str(Path(args.model).resolve()) if args.model else None,
         registry=args.registry,
         registry_options=storage_options(args),
         poll=args.poll,
+        keys=str(Path(args.keys).resolve()) if args.keys else None,
         outcomes=outcomes,
         drift={"allowance": args.drift_allowance, "threshold": args.drift_threshold},
         students=students,
-        adaptive=adaptive,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        keys=str(Path(args.keys).resolve()) if args.keys else None,
-        insecure=args.insecure,
-        graceful_timeout=args.graceful_timeout,
-        server_limits=ServerLimits(
-            header_timeout=args.header_timeout, body_timeout=args.body_timeout
-        ),
-        api_limits=ApiLimits(
+        adaptive=AdaptiveSettings(**adaptive),
+        limits=ApiLimits(
             max_body_bytes=args.max_body_bytes,
             max_units=args.max_units,
             units_per_second=args.heavy_rate,
         ),
+        server_limits={"header_timeout": args.header_timeout, "body_timeout": args.body_timeout},
+        log_level=args.log_level,
+    )
+    return run_server(
+        config,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        insecure=args.insecure,
+        graceful_timeout=args.graceful_timeout,
     )
 
 # %% ../../../nbs/workbench/commands/02_serve.ipynb #e68bfdd2
@@ -200,7 +205,7 @@ def _add_serve_parser(sub) -> None:
 def _add_limit_options(p) -> None:
     "How long a connection may take and how much a request may ask: `ServerLimits` and `ApiLimits`."
     limits = ("irt_nb.serving.server", "ServerLimits")
-    api = ("irt_nb.serving.api", "ApiLimits")
+    api = ("irt_nb.serving.api.core", "ApiLimits")
     p.add_argument(
         "--graceful-timeout",
         type=float,

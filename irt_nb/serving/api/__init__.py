@@ -1,0 +1,1 @@
+"""The web API, one module per resource: core, probabilities, students, outcomes, models, health, access and the app."""

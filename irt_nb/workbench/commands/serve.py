@@ -157,12 +157,13 @@ def _adaptive_settings(args: argparse.Namespace, model) -> dict:
 def _add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve probabilities from a model file over HTTP")
     server, drift = "irt_nb.serving.server", ("irt_nb.serving.monitoring", "DriftSettings")
+    config = ("irt_nb.serving.api.core", "ServeConfig")  # what serve hands its workers
     p.add_argument("--model", type=Path, help="model JSON written by `irt-nb fit`")
     p.add_argument("--registry", help="serve the registry's current version, following promotions")
     p.add_argument(
         "--poll",
         type=float,
-        default=LibraryDefault(server, "run_server", "poll"),
+        default=LibraryDefault(*config, "poll"),
         help="seconds between looks at the registry",
     )
     add_storage_option(p)
@@ -190,7 +191,7 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=LibraryDefault(server, "run_server", "workers"))
     p.add_argument(
         "--log-level",
-        default=LibraryDefault(server, "run_server", "log_level"),
+        default=LibraryDefault(*config, "log_level"),
         choices=["debug", "info", "warning", "error"],
         help="info writes one JSON line per request",
     )

@@ -32,6 +32,7 @@ from contention import busy_core  # noqa: E402
 from irt_nb.science.polytomous import (  # noqa: E402
     KINDS,
     MISSING_CODE,
+    EMData,
     ItemLayout,
     ScoredResponses,
     e_step,
@@ -75,7 +76,7 @@ def loglik_at(kind, codes, a, ds) -> float:
     for j in range(codes.shape[1]):
         vector[layout.item_slots(j)] = np.concatenate([[a[j]], ds[j]])
     nodes, weights = normal_quadrature(61)
-    return e_step(vector, layout, one_hot(scored, layout), nodes, np.log(weights))[0]
+    return e_step(EMData(layout, one_hot(scored, layout), scored.codes, nodes, np.log(weights)), vector)[0]
 
 
 def scored_of(codes) -> ScoredResponses:

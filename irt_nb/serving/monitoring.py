@@ -5,6 +5,7 @@
 # %% ../../nbs/serving/07_monitoring.ipynb #73d469ca
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from ..science.calculation import CalibratedModel, fit_irt
 from ..science.scoring import align_responses, score_persons
 
 # %% auto #0
-__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'serialised_engine', 'dialect_insert', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'ModelCollector']
+__all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'serialised_engine', 'dialect_insert', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'serving_metrics', 'ModelCollector']
 
 # %% ../../nbs/serving/07_monitoring.ipynb #efa933c2
 @dataclass(frozen=True)
@@ -456,6 +457,12 @@ class _Reader:
 
     def collect(self):
         return iter(self.families)
+
+
+@functools.cache
+def serving_metrics() -> ServingMetrics:
+    "The process's metrics: prometheus_client refuses to register a metric twice, so there is one set per process."
+    return ServingMetrics()
 
 # %% ../../nbs/serving/07_monitoring.ipynb #a0f1c020
 class ModelCollector:

@@ -213,9 +213,9 @@ class AppParts:
 @functools.cache
 def _metrics():
     "The process's metric objects (prometheus_client refuses to create a metric twice)."
-    from irt_nb.serving.monitoring import ServingMetrics
+    from irt_nb.serving.monitoring import serving_metrics
 
-    return ServingMetrics()
+    return serving_metrics()
 
 # %% ../../../nbs/serving/api/07_app.ipynb #6e025a3f
 def create_app(

@@ -417,19 +417,32 @@ class ServingMetrics:
     "The API's Prometheus metrics: requests, latency, refusals, outcomes (shared by the workers when multiprocess)."
 
     def __init__(self):
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Histogram
 
+        # a registry of its own: two sets in one process (a notebook's demo and the API's) do not collide
+        self.registry = CollectorRegistry()
         self.requests = Counter(
-            "irt_nb_requests", "Requests by route and status", ["route", "status"]
+            "irt_nb_requests",
+            "Requests by route and status",
+            ["route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "irt_nb_request_seconds",
             "Request latency by route",
             ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
         )
-        self.refusals = Counter("irt_nb_refusals", "Refused requests by reason", ["reason"])
-        self.outcomes = Counter("irt_nb_outcomes", "Observed outcomes received", ["model_version"])
+        self.refusals = Counter(
+            "irt_nb_refusals", "Refused requests by reason", ["reason"], registry=self.registry
+        )
+        self.outcomes = Counter(
+            "irt_nb_outcomes",
+            "Observed outcomes received",
+            ["model_version"],
+            registry=self.registry,
+        )
 
     def exposition(self, extra: list) -> tuple[bytes, str]:
         "The text format of every metric (all workers'), plus `extra` collectors read now."
@@ -443,7 +456,7 @@ class ServingMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             MultiProcessCollector(registry)
         else:
-            registry.register(_Reader(list(REGISTRY.collect())))
+            registry.register(_Reader([*self.registry.collect(), *REGISTRY.collect()]))
         for collector in extra:
             registry.register(collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -128,7 +128,9 @@ def openapi_document(
             for name, s in components.items()
         }
     if not areas:  # without content areas the server refuses `content`: so does the document
-        components["next_item_request"]["properties"].pop("content", None)
+        request = components["next_item_request"]  # a copy: SCHEMAS itself serves the next app
+        kept = {k: v for k, v in request["properties"].items() if k != "content"}
+        components["next_item_request"] = {**request, "properties": kept}
     content = {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}}
     errors = {str(code): {"description": text, "content": content} for code, text in _ERRORS}
     paths: dict[str, dict] = {}

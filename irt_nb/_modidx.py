@@ -1303,6 +1303,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                    'irt_nb/serving/student_store.py'),
                                               'irt_nb.serving.student_store._Database._sqlite': ( 'serving/student_store.html#_database._sqlite',
                                                                                                   'irt_nb/serving/student_store.py'),
+                                              'irt_nb.serving.student_store._Database.checkpoint': ( 'serving/student_store.html#_database.checkpoint',
+                                                                                                     'irt_nb/serving/student_store.py'),
                                               'irt_nb.serving.student_store._Database.transaction': ( 'serving/student_store.html#_database.transaction',
                                                                                                       'irt_nb/serving/student_store.py'),
                                               'irt_nb.serving.student_store._add_answers': ( 'serving/student_store.html#_add_answers',

@@ -122,6 +122,11 @@ class _Database:
             con = self._connections.con = _sqlite_connection(self._path)
         return con
 
+    def checkpoint(self) -> None:
+        "SQLite: copy the write-ahead log into the database and empty it (an erasure must not linger there)."
+        if self.local:
+            self._sqlite().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @contextlib.contextmanager
     def transaction(self, write: bool = False):
         "An `execute(sql, params)` inside one transaction; SQLite takes the write lock at BEGIN when writing."
@@ -253,7 +258,9 @@ class StudentStore:
     def delete(self, student_id: str) -> tuple[int, int]:
         "Erase the student: every state and every answer. (states, answers) deleted."
         with self._database.transaction(write=True) as execute:
-            return _erase(execute, student_id)
+            erased = _erase(execute, student_id)
+        self._database.checkpoint()  # the deleted rows leave SQLite's write-ahead log now, not at shutdown
+        return erased
 
 # %% ../../nbs/serving/02_student_store.ipynb #b1e5a0d1
 def _add_passed(execute, key: dict, items: list[str], for_update: bool) -> None:

@@ -58,6 +58,7 @@ EXTRAS = {  # module that may be missing -> the extra that installs it (pyprojec
     "starlette": "api",
     "uvicorn": "api",
     "orjson": "api",
+    "prometheus_client": "api",
     "httpx": "api",
     "dask": "dask",
     "distributed": "dask",
@@ -76,18 +77,23 @@ def missing_extra(error: ImportError) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `irt-nb`; expected errors become one line on stderr and exit code 2."
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next(
+        (w for w in words if not w.startswith("-")), ""
+    )  # for messages raised while parsing
     try:
+        args = build_parser().parse_args(argv)  # reading a default may import an optional part
+        command = args.command
         return args.func(args)
     except (OSError, ValueError) as e:
-        print(f"irt-nb {args.command}: {e}", file=sys.stderr)
+        print(f"irt-nb {command}: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
         extra = missing_extra(e)
         if extra is None:
             raise
         print(
-            f"irt-nb {args.command}: this needs the optional part [{extra}], which is not installed "
+            f"irt-nb {command}: this needs the optional part [{extra}], which is not installed "
             f"(no module {e.name or str(e)!r}): pip install 'irt_nb[{extra}]'",
             file=sys.stderr,
         )

@@ -204,7 +204,7 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
     )
     return 0
 
-
+# %% ../../../nbs/workbench/commands/01_data.ipynb #d0c1a2b4
 def _is_polytomous(path) -> bool:
     "Whether a model file holds a polytomous calibration (read cheaply: its `model` field)."
     try:

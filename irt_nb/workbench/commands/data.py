@@ -169,23 +169,15 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
         PolytomousSettings,
         encode_scores,
         fit_polytomous,
-        read_wide_scores,
         save_polytomous_model,
     )
 
     unsupported = [
         f"--{n}" for n in ("group", "anchors", "registry", "free") if getattr(args, n, None)
     ]
-    if not args.wide or unsupported:
-        raise ValueError(
-            "polytomous items are read from a wide file of integer scores (--wide)"
-            + (
-                f"; {', '.join(unsupported)} are for right/wrong items only, for now"
-                if unsupported
-                else ""
-            )
-        )
-    frame, id_column = read_wide_scores(args.source, args.id_column, storage_options(args))
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)}: for right/wrong items only, for now")
+    frame, id_column = _polytomous_answers(args)
     scored = encode_scores(frame, id_column=id_column)
     default = args.model if args.model in ("grm", "gpcm", "pcm") else "grm"
     settings = PolytomousSettings(
@@ -205,6 +197,21 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../../../nbs/workbench/commands/01_data.ipynb #d0c1a2b4
+def _polytomous_answers(args: argparse.Namespace):
+    "The answers of a CSV or Parquet file as a wide frame of scores: `--wide`, or one row per answer."
+    from irt_nb.science.polytomous import long_to_wide_scores, read_wide_scores
+
+    scheme = str(args.source).split("://")[0] if "://" in str(args.source) else "file"
+    if scheme not in ("file", "s3", "gs", "gcs", "az", "abfs", "memory", "http", "https"):
+        raise ValueError(
+            "polytomous answers are read from CSV or Parquet files (export a database table first)"
+        )
+    frame, id_column = read_wide_scores(args.source, args.id_column, storage_options(args))
+    if args.wide:
+        return frame, id_column
+    return long_to_wide_scores(frame, read_options(args).get("columns"), args.attempt_policy)
+
+
 def _is_polytomous(path) -> bool:
     "Whether a model file holds a polytomous calibration (read cheaply: its `model` field)."
     try:
@@ -220,14 +227,11 @@ def _score_polytomous(args: argparse.Namespace) -> int:
     from irt_nb.science.polytomous import (
         encode_with_model,
         load_polytomous_model,
-        read_wide_scores,
         score_polytomous,
     )
 
-    if not args.wide:
-        raise ValueError("a polytomous model scores a wide file of integer scores: give --wide")
     model = load_polytomous_model(args.model)
-    frame, id_column = read_wide_scores(args.source, args.id_column, storage_options(args))
+    frame, id_column = _polytomous_answers(args)
     scored, skipped = encode_with_model(model, frame, id_column, unknown=args.unknown_scores)
     table = score_polytomous(model, scored, method=args.method).rename(
         columns={"person": "student_id"}

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -211,14 +210,6 @@ class AppParts:
             students = StudentStore(config.students)
         return cls(None, keys, outcomes, students, access_log)
 
-
-@functools.cache
-def _metrics():
-    "The process's metric objects (prometheus_client refuses to create a metric twice)."
-    from irt_nb.serving.monitoring import serving_metrics
-
-    return serving_metrics()
-
 # %% ../../../nbs/serving/api/07_app.ipynb #6e025a3f
 def create_app(
     config: ServeConfig
@@ -251,7 +242,12 @@ def create_app(
     app.state.outcomes, app.state.students = parts.outcomes, parts.students
     app.state.adaptive = config.adaptive
     app.state.rng = np.random.default_rng()  # randomesque and exposure-control draws
-    app.state.metrics = _metrics() if config.metrics else None
+    if config.metrics:  # one set per process (prometheus_client: a metric is registered once)
+        from irt_nb.serving.monitoring import serving_metrics
+
+        app.state.metrics = serving_metrics()
+    else:
+        app.state.metrics = None
     app.state.limits, app.state.meter = config.limits, WorkMeter(config.limits)
     content = config.adaptive.content
     areas = sorted(set(content.values())) if content else None

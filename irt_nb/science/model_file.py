@@ -393,7 +393,7 @@ def model_from_dict(
     if isinstance(doc, dict) and doc.get("model") in ("grm", "gpcm", "pcm", "mixed"):
         raise ValueError(
             f"{where}: $.model is {doc['model']!r}, a polytomous calibration; read it with "
-            "irt_nb.science.polytomous.load_polytomous_model (scoring and serving from this file are right/wrong only)"
+            "irt_nb.science.polytomous.load_polytomous_model (irt-nb score and irt-nb serve read it as it is)"
         )
     problems = _schema_problems(doc) or _meaning_problems(doc)
     if problems:

@@ -31,18 +31,21 @@ class DriftSettings:
     bucket_seconds: int = 3600
 
 
-def cusum_path(y: np.ndarray, p: np.ndarray, k: float, up: float = 0.0, down: float = 0.0):
-    "The two CUSUMs (S+, S-) after each outcome `y` (predicted `p`), in order."
-    for zi in ((y - p) / np.sqrt(p * (1 - p))).tolist():
+def cusum_path(y: np.ndarray, p: np.ndarray, k: float, up: float = 0.0, down: float = 0.0, sd=None):
+    "The two CUSUMs (S+, S-) after each outcome `y` (predicted `p`, SD `sd`: √(p(1 − p)) by default), in order."
+    sd = (
+        np.sqrt(p * (1 - p)) if sd is None else sd
+    )  # a polytomous score: its own SD (as a share of its range)
+    for zi in ((y - p) / sd).tolist():
         up, down = max(0.0, up + zi - k), max(0.0, down - zi - k)
         yield up, down
 
 
 def cusum_step(
-    up: float, down: float, y: np.ndarray, p: np.ndarray, k: float
+    up: float, down: float, y: np.ndarray, p: np.ndarray, k: float, sd=None
 ) -> tuple[float, float]:
-    "The two CUSUMs after adding the outcomes `y` (predicted `p`), in order."
-    path = deque(cusum_path(y, p, k, up, down), maxlen=1)  # only the last pair is kept
+    "The two CUSUMs after adding the outcomes `y` (predicted `p`, SD `sd`), in order."
+    path = deque(cusum_path(y, p, k, up, down, sd), maxlen=1)  # only the last pair is kept
     return path[0] if path else (up, down)
 
 
@@ -116,10 +119,11 @@ def dialect_insert(engine):
     return insert
 
 # %% ../../nbs/serving/07_monitoring.ipynb #a0f1c005
-def _outcome_frame(item_ids: list[str], y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
-    "One row per outcome: item, y, p (kept inside (0, 1)) and its log-loss `ll`."
+def _outcome_frame(item_ids: list[str], y: np.ndarray, p: np.ndarray, sd=None) -> pd.DataFrame:
+    "One row per outcome: item, y, p (kept inside (0, 1)), its SD and its log-loss `ll`."
     y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-9, 1 - 1e-9)
-    frame = pd.DataFrame({"item": item_ids, "y": y, "p": p})
+    sd = np.sqrt(p * (1 - p)) if sd is None else np.clip(np.asarray(sd, float), 1e-9, None)
+    frame = pd.DataFrame({"item": item_ids, "y": y, "p": p, "sd": sd})
     frame["ll"] = -(frame.y * np.log(frame.p) + (1 - frame.y) * np.log1p(-frame.p))
     return frame
 
@@ -206,11 +210,13 @@ class OutcomeStore:
         y: np.ndarray,
         p: np.ndarray,
         now: float | None = None,
+        sd: np.ndarray
+        | None = None,  # each outcome's SD (default √(p(1 − p)): a right/wrong answer)
     ) -> list[str]:
         "Add outcomes (in arrival order) of `version`'s items: CUSUMs and the current bucket's sums; the items now flagged."
         now = time.time() if now is None else now
         bucket = int(now // self.settings.bucket_seconds)
-        frame, insert, flagged = _outcome_frame(item_ids, y, p), dialect_insert(self.engine), []
+        frame, insert, flagged = _outcome_frame(item_ids, y, p, sd), dialect_insert(self.engine), []
         with self.engine.begin() as conn:
             for item, rows in frame.groupby("item", sort=True):
                 key = {"model_version": version, "item_id": item}
@@ -230,8 +236,8 @@ class OutcomeStore:
         where = (c.model_version == key["model_version"]) & (c.item_id == key["item_id"])
         query = sa.select(c.n, c.cusum_up, c.cusum_down).where(where).with_for_update()
         n, up, down = conn.execute(query).one()
-        y, p = rows.y.to_numpy(), rows.p.to_numpy()
-        up, down = cusum_step(up, down, y, p, self.settings.allowance)
+        y, p, sd = rows.y.to_numpy(), rows.p.to_numpy(), rows.sd.to_numpy()
+        up, down = cusum_step(up, down, y, p, self.settings.allowance, sd)
         values = dict(n=n + len(rows), cusum_up=up, cusum_down=down, updated=now)
         conn.execute(sa.update(self.state).where(where).values(**values))
         return up, down

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 import irt_nb
 from ...science.calculation import CalibratedModel
+from ...science.polytomous import PolytomousModel
 from . import health, models, outcomes, probabilities, students
 from irt_nb.serving.api.access import (
     AccessLog,
@@ -73,6 +74,15 @@ def _narrowed(schema, values: dict):
         out["enum"] = values[mark]
     elif mark in ("answers", "content-areas"):  # objects keyed by item ids, or by content areas
         out["propertyNames"] = {"enum": values[mark]}
+        if mark == "answers" and values.get("scores"):  # ... whose values are the items' scores
+            out["additionalProperties"] = {"type": "integer", "enum": values["scores"]}
+    elif mark == "score":  # a score given
+        out = {
+            "type": "integer",
+            "enum": values[mark],
+            "description": out["description"],
+            MARK: mark,
+        }
     return out
 
 # %% ../../../nbs/serving/api/07_app.ipynb #83aa4679
@@ -116,12 +126,14 @@ def openapi_document(
     secured: bool = False,  # the server checks API keys: say which scope each operation needs
     groups: list[str] | None = None,  # the model's ability groups
     areas: list[str] | None = None,  # the items' content areas (None: content balancing is off)
+    scores: list[int] | None = None,  # every score an answer may take (right/wrong: 0, 1)
 ) -> dict:
     "OpenAPI 3.1 description of the API, from the route table and the shipped JSON schemas."
     components = {n: {k: v for k, v in s.items() if k != "$schema"} for n, s in SCHEMAS.items()}
     if item_ids:
         values = {"item-ids": item_ids, "item-id": item_ids, "answers": item_ids}
         values |= {"group": groups or None, "content-areas": sorted(areas or [])}
+        values |= {"scores": scores, "score": scores}
         components = {
             name: _narrowed(s, values) if name.endswith("_request") else s
             for name, s in components.items()
@@ -135,7 +147,10 @@ def openapi_document(
     paths: dict[str, dict] = {}
     for e in (e for e in endpoints if e.documented):
         paths.setdefault(e.path, {})[e.method.lower()] = _operation(e, errors, secured)
-    description = "Probabilities of correct answers from a calibrated 2PL/1PL/3PL model."
+    description = (
+        "Probabilities of correct answers from a calibrated 1PL/2PL/3PL model, or of each score "
+        "from a GRM/GPCM/PCM model (partial credit and rating scales)."
+    )
     info = {"title": "irt_nb", "version": irt_nb.__version__, "description": description}
     schemes = {
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -189,7 +204,7 @@ def _by_method(views: dict) -> Callable:
 class AppParts:
     "The live objects an app is built on: opened from a ServeConfig by a worker, or handed in by a test."
 
-    model: CalibratedModel | None = None  # serve this model object (not the config's model file)
+    model: CalibratedModel | PolytomousModel | None = None  # serve this model object (not the file)
     keys: KeyStore | None = None  # API keys (None: every caller has every scope)
     outcomes: object | None = None  # irt_nb.serving.monitoring.OutcomeStore (None: 501)
     students: object | None = None  # irt_nb.serving.student_store.StudentStore (None: 501)
@@ -214,6 +229,7 @@ class AppParts:
 def create_app(
     config: ServeConfig
     | CalibratedModel
+    | PolytomousModel
     | str
     | Path,  # how to serve; a model or a model file: defaults
     parts: AppParts
@@ -221,7 +237,7 @@ def create_app(
     background: bool = False,  # load the model file in a thread (readiness says `loading` meanwhile)
 ) -> Starlette:
     "The API application (Starlette) serving what `config` (or `parts.model`) names."
-    if isinstance(config, CalibratedModel):
+    if isinstance(config, CalibratedModel | PolytomousModel):
         config, parts = ServeConfig(), replace(parts or AppParts(), model=config)
     elif not isinstance(config, ServeConfig):
         config = ServeConfig(model=str(config))
@@ -252,7 +268,7 @@ def create_app(
     content = config.adaptive.content
     areas = sorted(set(content.values())) if content else None
     app.state.openapi = openapi_document(
-        ENDPOINTS, started.item_ids, parts.keys is not None, started.groups, areas
+        ENDPOINTS, started.item_ids, parts.keys is not None, started.groups, areas, started.scores
     )
     metrics = app.state.metrics
     app.add_middleware(

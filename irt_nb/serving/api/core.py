@@ -27,11 +27,12 @@ from starlette.responses import Response
 import irt_nb
 from ...science.adaptive import AdaptiveEngine
 from ...science.calculation import CalibratedModel
-from ...science.score_tables import model_scale
+from ...science.model_file import ITEM_FIELDS
+from ...science.score_tables import model_scale, score_table
 from ...science.scoring import score_persons
 
 # %% auto #0
-__all__ = ['log', 'REFUSAL_REASONS', 'SCHEMAS_DIR', 'SCHEMAS', 'MARK', 'MARKS', 'SERVE_ENV', 'ApiError', 'validate', 'marks', 'AdaptiveSettings', 'Columns', 'Ability', 'Score', 'ItemColumns', 'ModelService', 'Choice', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'respond', 'serving', 'current_service', 'Answering', 'answering', 'configured', 'check_group', 'check_ids', 'Endpoint', 'ServeConfig']
+__all__ = ['log', 'REFUSAL_REASONS', 'SCHEMAS_DIR', 'SCHEMAS', 'MARK', 'MARKS', 'SERVE_ENV', 'ApiError', 'validate', 'marks', 'AdaptiveSettings', 'Columns', 'Residuals', 'Ability', 'Score', 'ItemColumns', 'ModelService', 'Choice', 'Served', 'CanaryStats', 'ApiLimits', 'WorkMeter', 'request_units', 'read_body', 'respond', 'serving', 'current_service', 'Answering', 'answering', 'configured', 'check_group', 'check_ids', 'Endpoint', 'ServeConfig']
 
 # %% ../../../nbs/serving/api/00_core.ipynb #859cb3d6
 log = logging.getLogger("irt_nb.serving.api")  # the API's log (unchanged by the split into modules)
@@ -44,6 +45,7 @@ REFUSAL_REASONS = {  # error kind -> label of the refusals metric
     "unknown_items": "unknown_item",
     "unknown_item": "unknown_item",
     "unknown_student": "unknown_student",
+    "unknown_score": "unknown_score",
     "unauthorized": "auth",
     "forbidden": "auth",
 }
@@ -94,6 +96,22 @@ def _json_path(parts) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
+def _closest(error) -> list:
+    "A failed oneOf's errors in the one branch the body breaks only inside (the form it meant), else the oneOf."
+    if error.validator != "oneOf" or not error.context:
+        return [error]
+    branches: dict = {}
+    for e in error.context:
+        branches.setdefault(e.relative_schema_path[0], []).append(e)
+    shape = ("required", "additionalProperties", "type")  # the body is not of this branch's form
+    meant = [
+        found
+        for found in branches.values()
+        if not any(not e.relative_path and e.validator in shape for e in found)
+    ]
+    return [x for e in meant[0] for x in _closest(e)] if len(meant) == 1 else [error]
+
+
 def validate(name: str, body: object) -> dict:
     "The request body if it matches schema `name`, else ApiError 422 listing every problem."
     try:
@@ -101,7 +119,8 @@ def validate(name: str, body: object) -> dict:
         return body
     except fastjsonschema.JsonSchemaValueException:
         errors = sorted(
-            _full_validator(name).iter_errors(body), key=lambda e: list(map(str, e.absolute_path))
+            (x for e in _full_validator(name).iter_errors(body) for x in _closest(e)),
+            key=lambda e: list(map(str, e.absolute_path)),
         )
         detail = [f"{_json_path(e.absolute_path)}: {_short(e)}" for e in errors[:50]]
         path = _json_path(errors[0].absolute_path) if errors else "$"
@@ -110,8 +129,14 @@ def validate(name: str, body: object) -> dict:
 
 def _short(error) -> str:
     "A one-line message (jsonschema repeats whole instances, which can be huge for long arrays)."
-    if error.validator == "oneOf":
-        return "give exactly one of student_id, theta, responses"
+    if (
+        error.validator == "oneOf"
+    ):  # branches that each require fields: name them, position by position
+        required = [b.get("required", []) for b in error.validator_value]
+        if required and len({len(r) for r in required}) == 1:
+            choices = [list(dict.fromkeys(r[k] for r in required)) for k in range(len(required[0]))]
+            return "give exactly one of " + " and one of ".join(", ".join(c) for c in choices)
+        return error.message[:200]
     if error.validator == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
         return f"unexpected field(s) {sorted(k for k in error.instance if k not in allowed)}"
@@ -124,7 +149,8 @@ MARK = "x-irt-nb"  # the key that marks a part of a schema as naming something o
 MARKS = {
     "item-ids": "a list of the model's item ids",
     "item-id": "one of the model's item ids",
-    "answers": "an object keyed by the model's item ids",
+    "answers": "an object keyed by the model's item ids (its values: the items' scores)",
+    "score": "one of the scores the model's items take",
     "group": "one of the model's ability groups",
     "content-areas": "an object keyed by the items' content areas",
 }
@@ -156,6 +182,14 @@ class Columns(NamedTuple):
     columns: np.ndarray
     ids: list[str]
     warnings: list[str]
+
+
+class Residuals(NamedTuple):
+    "Observed scores, expected scores and their SDs, each as a share of the item's score range (drift's input)."
+
+    observed: np.ndarray
+    expected: np.ndarray
+    sd: np.ndarray
 
 
 class Ability(NamedTuple):
@@ -194,9 +228,44 @@ class ItemColumns:
         columns = np.asarray([j for j, _ in known], dtype=np.intp)
         return Columns(columns, [item for _, item in known], warnings)
 
+    def allowed(self, j: int) -> tuple[int, ...]:
+        "The scores item column `j` takes: 0 (wrong) and 1 (right); a polytomous service, the item's own."
+        return (0, 1)
+
+    def known_scores(self, answers: dict, unknown: str, path: str) -> Columns:
+        "Columns and ids of the answers {known item id: score} whose score the item has; 422 naming the others unless `unknown` is 'skip'."
+        bad = [item for item, s in answers.items() if s not in self.allowed(self.index[item])]
+        if bad and unknown != "skip":
+            detail = [
+                f"{path}.{item}: {answers[item]} is not one of {list(self.allowed(self.index[item]))}"
+                for item in bad[:50]
+            ]
+            raise ApiError(
+                status=422, error="unknown_score", detail=detail, path=f"{path}.{bad[0]}"
+            )
+        warnings = [f"skipped unknown scores: { {i: answers[i] for i in bad[:50]} }"] if bad else []
+        ids = [item for item in answers if item not in set(bad)]
+        return Columns(np.asarray([self.index[i] for i in ids], np.intp), ids, warnings)
+
+    def answered(self, responses: dict, unknown: str, unknown_scores: str, path: str) -> Columns:
+        "The answers to score: known items with known scores (422 if none is left)."
+        _, known, warnings = self.columns(list(responses), unknown, path)
+        answers = {item: responses[item] for item in known}
+        columns, kept, more = self.known_scores(answers, unknown_scores, path)
+        if not len(columns):
+            none = "has a score its item takes" if known else "is to an item in the model"
+            detail = [f"{path}: none of the answers {none}"]
+            raise ApiError(status=422, error="no_known_items", detail=detail, path=path)
+        return Columns(columns, kept, warnings + more)
+
     def pointwise(self, theta: np.ndarray, columns: np.ndarray) -> np.ndarray:
         "P(correct) of each (ability, item column) pair."
         return self.kind.pointwise(theta, self.rows[columns])
+
+    def residuals(self, theta: np.ndarray, columns: np.ndarray, scores: np.ndarray) -> Residuals:
+        "Observed and expected scores of (ability, item column) pairs, with the SD, as shares of the score range."
+        p = self.pointwise(theta, columns)
+        return Residuals(np.asarray(scores, float), p, np.sqrt(p * (1 - p)))
 
     def probabilities(self, theta: float, columns: np.ndarray, ids: list[str]) -> list[dict]:
         "P(correct) for one ability and the given item columns."
@@ -217,19 +286,58 @@ class ModelService(ItemColumns):
         self.score_table = None  # GET /v1/score-table's answer, once asked for
         self._engine = None
 
+    def item(self, j: int) -> dict:
+        "Item column `j` as GET /v1/items shows it."
+        m = self.model
+        found = {f: float(getattr(m, f)[j]) for f in ITEM_FIELDS}
+        return {"item_id": m.item_ids[j], **found, "fixed": bool(m.fixed[j])}
+
+    def summed_score_table(self) -> dict:
+        "GET /v1/score-table's answer: the summed-score table, its reliability and the reporting scale."
+        found = score_table(self.model, scale=self.scale)
+        return {
+            "n_items": len(self.model.item_ids),
+            "reliability": found.reliability,
+            "scale": None if self.scale is None else asdict(self.scale),
+            "table": found.table.astype({"sum_score": int}).to_dict(orient="records"),
+        }
+
+    def summary(self) -> dict:
+        "The model as GET /v1/model describes it: kind, data, fit."
+        m = self.model
+        fit = {"loglik": m.loglik, "aic": m.aic, "bic": m.bic, "converged": m.converged}
+        return {
+            "model": m.model,
+            "n_items": len(m.item_ids),
+            "n_persons": m.n_persons,
+            "n_responses": m.n_responses,
+            "data_fingerprint": m.data_fingerprint,
+            **fit,
+            "n_iterations": m.n_iterations,
+            "n_quadrature": m.n_quadrature,
+            "students_known": len(m.abilities) if m.abilities is not None else 0,
+        }
+
     def adaptive(self, settings: AdaptiveSettings) -> AdaptiveEngine:
         "This version's adaptive engine (built on first use)."
         if self._engine is None:
             self._engine = AdaptiveEngine(self.model, settings.content, settings.exposure)
         return self._engine
 
-    def ability(self, student: dict, unknown: str, path: str, scopes: frozenset) -> Ability:
+    def group(self, name: str | None = None):
+        "The ability group `name` (ValueError naming the known ones)."
+        return self.model.group(name)
+
+    def ability(
+        self, student: dict, unknown: str, path: str, scopes: frozenset, unknown_scores="error"
+    ) -> Ability:
         "The student's ability from student_id, theta or responses (scored EAP on the fly)."
         if "theta" in student:
             return Ability({"theta": float(student["theta"]), "se": None, "source": "theta"}, [])
         if "student_id" in student:
             return Ability(self.calibrated(student["student_id"], f"{path}.student_id", scopes), [])
-        scored = self.score(student["responses"], "eap", unknown, f"{path}.responses")
+        responses, where = student["responses"], f"{path}.responses"
+        scored = self.score(responses, "eap", unknown, where, unknown_scores=unknown_scores)
         found = {"theta": scored.theta, "se": scored.se, "source": "responses"}
         return Ability(found, scored.warnings)
 
@@ -244,12 +352,17 @@ class ModelService(ItemColumns):
             raise ApiError(status=404, error="unknown_student", detail=detail, path=path)
         return {"theta": found[0], "se": found[1], "source": "student_id"}
 
-    def score(self, responses: dict, method: str, unknown: str, path: str, group=None) -> Score:
+    def score(
+        self,
+        responses: dict,
+        method: str,
+        unknown: str,
+        path: str,
+        group=None,
+        unknown_scores="error",
+    ) -> Score:
         "The ability scored from answers {item id: 0/1}, by `method`, in the prior of `group`."
-        columns, kept, warnings = self.columns(list(responses), unknown, path)
-        if not len(columns):
-            detail = [f"{path}: none of the answered items is in the model"]
-            raise ApiError(status=422, error="no_known_items", detail=detail, path=path)
+        columns, kept, warnings = self.answered(responses, unknown, unknown_scores, path)
         codes = np.full((1, len(self.index)), -1, np.int8)
         codes[0, columns] = [responses[item] for item in kept]
         found = score_persons(self.model, codes, method, group=group)
@@ -474,7 +587,7 @@ def configured(request: Request, attribute: str, what: str, option: str):
 def check_group(service: ModelService, group: str | None) -> None:
     "422 unless `group` is one of the model's ability groups (or None)."
     try:
-        service.model.group(group)
+        service.group(group)
     except ValueError as e:
         detail = [f"$.group: {e}"]
         raise ApiError(status=422, error="unknown_group", detail=detail, path="$.group") from None

@@ -45,7 +45,7 @@ async def metrics(request: Request) -> Response:
         table = await asyncio.to_thread(store.drift, served.version)
     current = served.current.model if served is not None else None
     collector = ModelCollector(
-        served.version if served else None, current.created if current else None, table
+        served.version if served else None, getattr(current, "created", None), table
     )
     body, content_type = request.app.state.metrics.exposition([collector])
     return Response(body, media_type=content_type)

@@ -20,7 +20,8 @@ from starlette.responses import Response
 
 import irt_nb
 from ...science.calculation import CalibratedModel
-from ...science.model_file import ITEM_FIELDS, model_from_dict
+from ...science.model_file import model_from_dict
+from ...science.polytomous import POLYTOMOUS_KINDS, PolytomousModel, polytomous_from_dict
 from irt_nb.serving.api.core import (
     ApiError,
     CanaryStats,
@@ -32,24 +33,16 @@ from irt_nb.serving.api.core import (
     log,
     respond,
 )
+from .polytomous import service_for
 from ..registry import Registry, record_canary, version_id
 
 # %% auto #0
 __all__ = ['ENDPOINTS', 'items', 'item', 'model_info', 'ModelFile', 'model_version', 'Wanted', 'ModelState', 'follow', 'Serving', 'serve_model']
 
 # %% ../../../nbs/serving/api/04_models.ipynb #2c2217ed
-def _item(service: ModelService, j: int) -> dict:
-    m = service.model
-    return {
-        "item_id": m.item_ids[j],
-        **{f: float(getattr(m, f)[j]) for f in ITEM_FIELDS},
-        "fixed": bool(m.fixed[j]),
-    }
-
-
 async def items(request: Request) -> Response:
     service = await current_service(request)
-    return respond({"items": [_item(service, j) for j in range(len(service.index))]})
+    return respond({"items": [service.item(j) for j in range(len(service.index))]})
 
 
 async def item(request: Request) -> Response:
@@ -59,26 +52,15 @@ async def item(request: Request) -> Response:
         raise ApiError(
             status=404, error="unknown_item", detail=[f"no item {item_id!r} in the model"]
         )
-    return respond(_item(service, service.index[item_id]))
+    return respond(service.item(service.index[item_id]))
 
 
 async def model_info(request: Request) -> Response:
-    m = (await current_service(request)).model
+    service = await current_service(request)
     return respond(
         {
-            "model": m.model,
-            "n_items": len(m.item_ids),
-            "n_persons": m.n_persons,
-            "n_responses": m.n_responses,
-            "data_fingerprint": m.data_fingerprint,
-            "loglik": m.loglik,
-            "aic": m.aic,
-            "bic": m.bic,
-            "converged": m.converged,
-            "n_iterations": m.n_iterations,
-            "n_quadrature": m.n_quadrature,
+            **service.summary(),
             "package_version": irt_nb.__version__,
-            "students_known": len(m.abilities) if m.abilities is not None else 0,
             **request.app.state.model.describe(),
         }
     )
@@ -129,10 +111,25 @@ class ModelFile:
         except (KeyError, TypeError, AttributeError):
             return None
 
-    def model(self) -> CalibratedModel:
-        "The model (checked like load_model's); the read error if there was one."
+    @cached_property
+    def scores(self) -> list[int] | None:
+        "Every score an answer may take: 0 and 1 for right/wrong items, the polytomous items' own (None: unknown)."
+        try:
+            found = {s for i in self.document["items"] for s in i.get("categories", (0, 1))}
+            return sorted(int(s) for s in found)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def model(self) -> CalibratedModel | PolytomousModel:
+        "The model (checked like load_model's or load_polytomous_model's); the read error if there was one."
         if self.error is not None:
             raise self.error
+        where = f"model file {self.path}"
+        if isinstance(self.document, dict) and self.document.get("model") in (
+            *POLYTOMOUS_KINDS,
+            "mixed",
+        ):
+            return polytomous_from_dict(self.document, where=where)
         return model_from_dict(
             self.document, where=f"model file {self.path}", folder=self.path.parent
         )
@@ -140,7 +137,7 @@ class ModelFile:
 # %% ../../../nbs/serving/api/04_models.ipynb #435e8052
 def model_version(model) -> str:
     "The version id of a model file (a hash of its content); 'unsaved' for a model object."
-    if isinstance(model, CalibratedModel):
+    if isinstance(model, CalibratedModel | PolytomousModel):
         return "unsaved"
     return version_id(json.loads(Path(model).read_text(encoding="utf-8")))
 
@@ -191,12 +188,12 @@ class ModelState:
         self.canary_stats: CanaryStats | None = None
         self._applied = self._failed = None
 
-    def load(self, model: CalibratedModel | ModelFile) -> None:
+    def load(self, model: CalibratedModel | PolytomousModel | ModelFile) -> None:
         "Serve one model (an object, or a model file read once) for the life of the worker."
         try:
-            loaded = model if isinstance(model, CalibratedModel) else model.model()
-            version = "unsaved" if isinstance(model, CalibratedModel) else model.version
-            self.served, self.status = Served(ModelService(loaded), version), "ready"
+            loaded = model.model() if isinstance(model, ModelFile) else model
+            version = model.version if isinstance(model, ModelFile) else "unsaved"
+            self.served, self.status = Served(service_for(loaded), version), "ready"
         except Exception as e:  # noqa: BLE001 (reported by /ready, never raised into the server)
             self.status, self.error = "failed", str(e)
             log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
@@ -213,7 +210,7 @@ class ModelState:
                 raise ValueError(f"{registry.url} has no current version: promote one")
             same_data = self._applied is not None and self._applied.erasures == wanted.erasures
             have = self.served.by_version() if self.served and same_data else {}
-            load = lambda v: have.get(v) or ModelService(registry.load(v))  # noqa: E731
+            load = lambda v: have.get(v) or service_for(registry.load(v))  # noqa: E731
             current, other = load(wanted.current), load(wanted.canary) if wanted.canary else None
         except Exception as e:  # noqa: BLE001 (a bad version never replaces a good one: report, keep serving)
             self._failed, self.error = wanted, str(e)
@@ -269,9 +266,12 @@ class Serving(NamedTuple):
     state: ModelState
     item_ids: list[str] | None
     groups: list[str] | None
+    scores: list[int] | None = None  # every score an answer may take
 
 
-def serve_model(config: ServeConfig, model: CalibratedModel | None, background: bool) -> Serving:
+def serve_model(
+    config: ServeConfig, model: CalibratedModel | PolytomousModel | None, background: bool
+) -> Serving:
     "Start serving `model`, or what `config` names (a registry to follow, or a model file read once)."
     state = ModelState()
     if config.registry and model is None:
@@ -280,15 +280,17 @@ def serve_model(config: ServeConfig, model: CalibratedModel | None, background: 
         return Serving(state, None, None)
     if model is not None:
         state.load(model)
-        return Serving(
-            state, list(model.item_ids), [g.name for g in model.groups or [model.group()]]
-        )
+        if isinstance(model, PolytomousModel):
+            scores = sorted({s for c in model.categories for s in c})
+            return Serving(state, list(model.item_ids), ["all"], scores)
+        groups = [g.name for g in model.groups or [model.group()]]
+        return Serving(state, list(model.item_ids), groups, [0, 1])
     file = ModelFile.read(config.model)
     if background:
         threading.Thread(target=state.load, args=(file,), daemon=True).start()
     else:
         state.load(file)
-    return Serving(state, file.item_ids, file.groups)
+    return Serving(state, file.item_ids, file.groups, file.scores)
 
 # %% ../../../nbs/serving/api/04_models.ipynb #19f80054
 ENDPOINTS = (

@@ -15,6 +15,7 @@ from irt_nb.serving.api.core import (
     ApiError,
     Endpoint,
     ModelService,
+    Residuals,
     configured,
     read_body,
     respond,
@@ -29,10 +30,19 @@ def _store(request: Request):
     return configured(request, "outcomes", "outcome store", "--outcomes-store")
 
 
-def _predicted(service: ModelService, body: dict, scopes: frozenset) -> tuple[list, np.ndarray]:
-    "The item ids of the outcomes in `body` and P(correct) of each at the ability it was served at."
+def _score(service: ModelService, outcome: dict, j: int, path: str) -> int:
+    "The outcome's score (`correct` or `score`: the schema takes exactly one), if the item takes it."
+    field = "score" if "score" in outcome else "correct"
+    if outcome[field] not in service.allowed(j):
+        detail = [f"{path}.{field}: {outcome[field]} is not one of {list(service.allowed(j))}"]
+        raise ApiError(status=422, error="unknown_score", detail=detail, path=f"{path}.{field}")
+    return outcome[field]
+
+
+def _predicted(service: ModelService, body: dict, scopes: frozenset) -> tuple[list, Residuals]:
+    "The item ids of the outcomes in `body`, and their observed and expected scores at the ability each was served at."
     records = body["outcomes"] if "outcomes" in body else [body]
-    items, columns, thetas = [], [], []
+    items, columns, thetas, scores = [], [], [], []
     for i, outcome in enumerate(records):
         path = f"$.outcomes[{i}]" if "outcomes" in body else "$"
         j = service.index.get(outcome["item_id"])
@@ -43,10 +53,11 @@ def _predicted(service: ModelService, body: dict, scopes: frozenset) -> tuple[li
             theta = outcome["theta"]
         else:
             theta = service.calibrated(outcome["student_id"], f"{path}.student_id", scopes)["theta"]
+        scores.append(_score(service, outcome, j, path))
         items.append(outcome["item_id"])
         columns.append(j)
         thetas.append(theta)
-    return items, service.pointwise(np.asarray(thetas), np.asarray(columns))
+    return items, service.residuals(np.asarray(thetas), np.asarray(columns), np.asarray(scores))
 
 # %% ../../../nbs/serving/api/03_outcomes.ipynb #b4091ac3
 async def outcomes(request: Request) -> Response:
@@ -54,10 +65,10 @@ async def outcomes(request: Request) -> Response:
     store = _store(request)
     served = await serving(request)
     request.scope["state"]["model_version"] = served.version
-    items, p = _predicted(served.current, body, request.state.scopes)
+    items, found = _predicted(served.current, body, request.state.scopes)
     records = body["outcomes"] if "outcomes" in body else [body]
-    y = np.array([o["correct"] for o in records], float)
-    flagged = await asyncio.to_thread(store.record, served.version, items, y, p)
+    y, p, sd = found.observed, found.expected, found.sd
+    flagged = await asyncio.to_thread(store.record, served.version, items, y, p, sd=sd)
     request.app.state.metrics.outcomes.labels(served.version).inc(len(records))
     return respond({"recorded": len(records), "model_version": served.version, "flagged": flagged})
 

@@ -5,12 +5,11 @@
 # %% ../../../nbs/serving/api/01_probabilities.ipynb #900154db
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...science.score_tables import score_table
 from irt_nb.serving.api.core import (
     Answering,
     ApiError,
@@ -36,6 +35,14 @@ class Answered:
     item_ids: tuple | list = ()  # the item ids asked for
 
 
+def _share(answer: dict) -> float:
+    "P(correct), or a polytomous item's expected score as a share of its score range (both in [0, 1])."
+    if "probability" in answer:
+        return answer["probability"]
+    low, high = answer["categories"][0], answer["categories"][-1]
+    return (answer["expected_score"] - low) / (high - low)
+
+
 def _compare(request: Request, routed: Answering, answered: Answered) -> None:
     "Record how the other version would have answered this student (canary statistics)."
     served, other = routed.served, routed.other
@@ -49,7 +56,7 @@ def _compare(request: Request, routed: Answering, answered: Answered) -> None:
     except ApiError:  # e.g. a student or items the other version does not know
         return
     dp = [
-        abs(p["probability"] - their_p[p["item_id"]]["probability"])
+        abs(_share(p) - _share(their_p[p["item_id"]]))
         for p in answered.probabilities
         if p["item_id"] in their_p
     ]
@@ -61,7 +68,8 @@ async def probabilities(request: Request) -> Response:
     body = await read_body(request, "probabilities_request")
     routed = await answering(request, body.get("student_id"))
     service, unknown = routed.service, body.get("unknown_items", "error")
-    ability, warnings = service.ability(body, unknown, "$", request.state.scopes)
+    scopes, unknown_scores = request.state.scopes, body.get("unknown_scores", "error")
+    ability, warnings = service.ability(body, unknown, "$", scopes, unknown_scores)
     columns, ids, more = service.columns(body["items"], unknown, "$.items")
     answered = service.probabilities(ability["theta"], columns, ids)
     if routed.other is not None:
@@ -76,8 +84,11 @@ async def batch_probabilities(request: Request) -> Response:
     service, unknown = routed.service, body.get("unknown_items", "error")
     columns, ids, warnings = service.columns(body["items"], unknown, "$.items")
     results = []
+    scopes, unknown_scores = request.state.scopes, body.get("unknown_scores", "error")
     for i, student in enumerate(body["students"]):
-        ability, more = service.ability(student, unknown, f"$.students[{i}]", request.state.scopes)
+        ability, more = service.ability(
+            student, unknown, f"$.students[{i}]", scopes, unknown_scores
+        )
         warnings += more
         answered = service.probabilities(ability["theta"], columns, ids)
         if routed.other is not None:
@@ -92,8 +103,13 @@ async def abilities(request: Request) -> Response:
     routed = await answering(request, None)
     service = routed.service
     check_group(service, body.get("group"))
-    unknown = body.get("unknown_items", "error")
-    scored = service.score(body["responses"], method, unknown, "$.responses", body.get("group"))
+    unknown, unknown_scores = (
+        body.get("unknown_items", "error"),
+        body.get("unknown_scores", "error"),
+    )
+    scored = service.score(
+        body["responses"], method, unknown, "$.responses", body.get("group"), unknown_scores
+    )
     if routed.other is not None:
         student = {"responses": body["responses"]}
         _compare(request, routed, Answered(student, {"theta": scored.theta}))
@@ -117,14 +133,7 @@ async def score_table_view(request: Request) -> Response:
     "The served model's summed-score table: computed once per model, then kept with it."
     service = await current_service(request)
     if service.score_table is None:
-        scale = service.scale
-        found = score_table(service.model, scale=scale)
-        service.score_table = {
-            "n_items": len(service.model.item_ids),
-            "reliability": found.reliability,
-            "scale": None if scale is None else asdict(scale),
-            "table": found.table.astype({"sum_score": int}).to_dict(orient="records"),
-        }
+        service.score_table = service.summed_score_table()
     return respond(service.score_table)
 
 # %% ../../../nbs/serving/api/01_probabilities.ipynb #c67f6de1

@@ -38,6 +38,21 @@ async def _read(store, read, *args):
     return read(*args) if store.local else await asyncio.to_thread(read, *args)
 
 
+def _scored(service: ModelService, answers: list[dict]) -> list[tuple[str, int]]:
+    "(item id, score) of each answer (`correct` or `score`); 422 naming each score its item does not take."
+    pairs = [(a["item_id"], a["score"] if "score" in a else a["correct"]) for a in answers]
+    bad = [
+        f"$.answers[{i}].{'score' if 'score' in a else 'correct'}: {s} is not one of "
+        f"{list(service.allowed(service.index[item]))}"
+        for i, (a, (item, s)) in enumerate(zip(answers, pairs, strict=True))
+        if s not in service.allowed(service.index[item])
+    ]
+    if bad:
+        path = bad[0].split(":")[0]
+        raise ApiError(status=422, error="unknown_score", detail=bad[:50], path=path)
+    return pairs
+
+
 def _start(service: ModelService, engine: AdaptiveEngine, student_id: str, group: str | None):
     "How a student seen for the first time starts: their calibrated ability, or their group's prior."
 
@@ -55,7 +70,7 @@ async def answers(request: Request) -> Response:
     check_ids(service, [a["item_id"] for a in body["answers"]], "$.answers[{i}].item_id")
     check_group(service, body.get("group"))
     engine = service.adaptive(request.app.state.adaptive)
-    pairs = [(a["item_id"], a["correct"]) for a in body["answers"]]
+    pairs = _scored(service, body["answers"])
     start = _start(service, engine, body["student_id"], body.get("group"))
     state = await asyncio.to_thread(store.record, version, body["student_id"], pairs, engine, start)
     theta, se = engine.estimate(state)
@@ -135,7 +150,8 @@ async def student(request: Request) -> Response:
         {
             "student_id": student_id, "model_version": version, "theta": theta, "se": se,
             "n_answers": state.n_answers if state else 0,
-            "versions": await _read(store, store.versions, student_id), "answers": history,
+            "versions": await _read(store, store.versions, student_id),
+            "answers": [{**a, "score": a["correct"]} for a in history],  # the store's `correct`: the score
         }
     )  # fmt: skip
 

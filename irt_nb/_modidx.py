@@ -729,6 +729,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                  'irt_nb/science/score_tables.py'),
                                              'irt_nb.science.score_tables.model_scale': ( 'science/score_tables.html#model_scale',
                                                                                           'irt_nb/science/score_tables.py'),
+                                             'irt_nb.science.score_tables.polytomous_score_table': ( 'science/score_tables.html#polytomous_score_table',
+                                                                                                     'irt_nb/science/score_tables.py'),
                                              'irt_nb.science.score_tables.prior_quadrature': ( 'science/score_tables.html#prior_quadrature',
                                                                                                'irt_nb/science/score_tables.py'),
                                              'irt_nb.science.score_tables.rudner_classification': ( 'science/score_tables.html#rudner_classification',

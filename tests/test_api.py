@@ -5,6 +5,7 @@ import subprocess
 
 import jsonschema
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import BIN
 from servers import ApiServer
@@ -176,20 +177,37 @@ def test_limits_and_request_ids(client):
 
 
 @pytest.fixture(scope="module")
-def served(model_file):
+def rating_scale_file(tmp_path_factory):
+    "A GRM model file of a 1-5 rating scale: 1,200 respondents x 8 items, 10% not answered."
+    from irt_nb.science.polytomous import encode_scores, fit_polytomous, save_polytomous_model
+
+    rng = np.random.default_rng(26)
+    theta = rng.standard_normal(1200)
+    a, d = rng.uniform(0.8, 2.0, 8), -np.sort(rng.uniform(-2.5, 2.5, (8, 4)), axis=1)
+    star = 1 / (1 + np.exp(-(a[None, :, None] * theta[:, None, None] + d[None])))  # P(X >= k)
+    scores = 1 + (rng.random((1200, 8, 1)) < star).sum(axis=2).astype(float)
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    frame = pd.DataFrame(scores, columns=[f"r{j}" for j in range(8)])
+    model = fit_polytomous(encode_scores(frame), model="grm")
+    return save_polytomous_model(model, tmp_path_factory.mktemp("rating") / "rating.json")
+
+
+@pytest.fixture(scope="module", params=["right/wrong", "rating scale"])
+def served(request, model_file, rating_scale_file):
     "`irt-nb serve` with API keys, as users start it: (base URL, a key with every scope)."
-    _, key = KeyStore(model_file.parent / "keys.json").create(
-        "fuzzer", ["read", "students", "write"]
-    )
-    keys = str(model_file.parent / "keys.json")
+    served_file = model_file if request.param == "right/wrong" else rating_scale_file
+    folder = served_file.parent
+    _, key = KeyStore(folder / "keys.json").create("fuzzer", ["read", "students", "write"])
+    keys = str(folder / "keys.json")
     with ApiServer(
-        model_file, "--workers", "1", "--log-level", "warning", "--keys", keys
+        served_file, "--workers", "1", "--log-level", "warning", "--keys", keys
     ) as server:
         yield server.base, key
 
 
 def test_fuzzing_the_served_openapi_finds_no_server_error_and_no_contract_breach(served, tmp_path):
-    "Schemathesis against the real server: every check (no 5xx, schemas, keys enforced, ...), bounded."
+    """Schemathesis against the real server, serving right/wrong items and a rating scale: every check (no 5xx,
+    schemas, keys enforced, schema-valid requests accepted, ...), bounded."""
     base, key = served
     result = subprocess.run(  # in tmp_path: its .schemathesis cache stays out of the checkout
         [

@@ -17,7 +17,7 @@ from .scoring import test_information
 from ..serving.stores import MISSING, normal_quadrature
 
 # %% auto #0
-__all__ = ['sum_score_likelihood', 'ReportingScale', 'model_scale', 'with_scale', 'prior_quadrature', 'ScoreTable', 'score_table', 'information_curve', 'Classification', 'rudner_classification', 'lee_classification']
+__all__ = ['sum_score_likelihood', 'ReportingScale', 'model_scale', 'with_scale', 'prior_quadrature', 'ScoreTable', 'score_table', 'polytomous_score_table', 'information_curve', 'Classification', 'rudner_classification', 'lee_classification']
 
 # %% ../../nbs/science/09_score_tables.ipynb #99bbf39d
 def sum_score_likelihood(p: np.ndarray) -> np.ndarray:
@@ -203,6 +203,31 @@ def score_table(
         table["scale_score"] = scale.scores(eap)
         table["scale_se"] = scale.standard_errors(se)
     return ScoreTable(table, reliability, scale, n_complete, n_incomplete)
+
+# %% ../../nbs/science/09_score_tables.ipynb #527dd949
+def polytomous_score_table(model, *, n_quadrature: int = 61) -> ScoreTable:
+    "EAP[θ | summed score] and its SE for a polytomous model (`irt_nb.science.polytomous`), scores in the items' own units."
+    nodes, weights = normal_quadrature(n_quadrature)
+    low = sum(c[0] for c in model.categories)
+    likelihood = np.ones((len(nodes), 1))  # running totals low.., starting from no item
+    for j, categories in enumerate(model.categories):
+        p, steps = model.category_probabilities(nodes, j), np.asarray(categories) - categories[0]
+        grown = np.zeros((len(nodes), likelihood.shape[1] + steps[-1]))
+        for k, step in enumerate(steps):
+            grown[:, step : step + likelihood.shape[1]] += likelihood * p[:, [k]]
+        likelihood = grown
+    joint = weights[:, None] * likelihood
+    expected = joint.sum(axis=0)
+    reached = expected > 0
+    joint, expected = joint[:, reached], expected[reached]
+    eap = nodes @ joint / expected
+    se = np.sqrt(np.maximum((nodes**2) @ joint / expected - eap**2, 0.0))
+    sums = low + np.flatnonzero(reached)
+    table = pd.DataFrame(
+        {"sum_score": sums, "theta": eap, "se": se, "expected_proportion": expected}
+    )
+    between = expected @ (eap - expected @ eap) ** 2
+    return ScoreTable(table, float(between / (between + expected @ se**2)))
 
 # %% ../../nbs/science/09_score_tables.ipynb #25705b9c
 def information_curve(

@@ -15,6 +15,7 @@ from irt_nb.science.polytomous import (
     polytomous_to_dict,
     score_polytomous,
 )
+from ...science.score_tables import polytomous_score_table
 from irt_nb.serving.api.core import (
     AdaptiveSettings,
     ApiError,
@@ -134,10 +135,15 @@ class PolytomousService(PolytomousItems):
         return Score(theta, se, at_bound, len(kept), warnings)
 
     def summed_score_table(self) -> dict:
-        detail = [
-            "the summed-score table is computed for right/wrong items only; this model is polytomous"
-        ]
-        raise ApiError(status=501, error="not_available", detail=detail)
+        "GET /v1/score-table: EAP per summed score, in the items' own scores (generalised Lord–Wingersky)."
+        found = polytomous_score_table(self.model, n_quadrature=self.model.n_quadrature)
+        table = found.table.astype({"sum_score": int}).to_dict(orient="records")
+        return {
+            "n_items": len(self.index),
+            "reliability": found.reliability,
+            "scale": None,
+            "table": table,
+        }
 
     def adaptive(self, settings: AdaptiveSettings):
         detail = ["adaptive sessions with polytomous items are not served yet"]

@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.registry:
         access += f", following {args.registry}"
     print(
-        f"serving {model.model} model of {len(model.item_ids)} items on http://{args.host}:{args.port} "
+        f"serving {getattr(model, 'model', None) or '/'.join(sorted(set(model.kinds)))} model of {len(model.item_ids)} items on http://{args.host}:{args.port} "
         f"({args.workers} workers, {access})",
         flush=True,
     )
@@ -78,7 +78,6 @@ def _serve(args: argparse.Namespace) -> int:
 # %% ../../../nbs/workbench/commands/02_serve.ipynb #e68bfdd2
 def _served_model(args: argparse.Namespace):
     "The model to serve (the model file, or the registry's current version) and a key file with an active key."
-    from irt_nb.science.model_file import load_model
     from irt_nb.serving.auth import KeyStore
 
     if (args.model is None) == (args.registry is None):
@@ -92,7 +91,9 @@ def _served_model(args: argparse.Namespace):
             raise ValueError(f"{args.registry} has no current version: irt-nb models promote first")
         model = registry.load(current)
     else:
-        model = load_model(args.model)  # a bad model file stops here, before any worker starts
+        from irt_nb.serving.api.models import ModelFile
+
+        model = ModelFile.read(args.model).model()  # as workers read it: a bad file stops here
     if args.keys:
         active = KeyStore(args.keys).active()
         if not active:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,14 @@ from irt_nb.science.polytomous import (
     ScoredResponses,
     fit_polytomous,
     item_information,
+    long_to_wide_scores,
+    read_wide_scores,
 )
+from .processing import AttemptPolicy
 from ..serving.stores import data_fingerprint, normal_quadrature
 
 # %% auto #0
-__all__ = ['THETA', 'simulate_scores', 'InformationCriteria', 'information_criteria', 'LikelihoodParts', 'likelihood_parts', 'ModelComparison', 'compare_models', 'item_summary', 'category_table', 'threshold_table', 'plot_category_curves', 'plot_item_information', 'plot_expected_scores']
+__all__ = ['ATTEMPT_POLICIES', 'FILE_SCHEMES', 'THETA', 'simulate_scores', 'read_scores', 'InformationCriteria', 'information_criteria', 'LikelihoodParts', 'likelihood_parts', 'ModelComparison', 'compare_models', 'item_summary', 'category_table', 'threshold_table', 'plot_category_curves', 'plot_item_information', 'plot_expected_scores']
 
 # %% ../../nbs/science/13_polytomous_report.ipynb #fccbee83
 def simulate_scores(
@@ -50,6 +54,46 @@ def simulate_scores(
         score[rng.random(n_persons) < missing] = np.nan
         columns[f"item{j + 1:02d}"] = score
     return pd.DataFrame(columns)
+
+# %% ../../nbs/science/13_polytomous_report.ipynb #80bc547c
+ATTEMPT_POLICIES = get_args(
+    AttemptPolicy
+)  # which of repeated answers counts: first, last, any (the highest)
+FILE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "memory", "http", "https")
+
+
+def read_scores(
+    source: str,  # CSV or Parquet file path or URL
+    *,
+    wide: bool = False,  # one row per student and a column per item (else one row per answer)
+    id_column: str | None = None,  # wide: the student id column (default: the first)
+    columns: str
+    | Mapping[str, str]
+    | None = None,  # long: {"student_id": "user", ...} or "student_id=user,..."
+    attempt_policy: str = "first",  # long: one of ATTEMPT_POLICIES
+    storage_options: dict | None = None,
+) -> tuple[pd.DataFrame, str]:
+    "Polytomous answers as a wide frame of scores (a row per student, NaN = not answered) and its id column."
+    scheme = str(source).split("://")[0] if "://" in str(source) else "file"
+    if scheme not in FILE_SCHEMES:
+        raise ValueError(
+            f"{source}: polytomous answers are read from CSV or Parquet files (export a database table first)"
+        )
+    if attempt_policy not in ATTEMPT_POLICIES:
+        raise ValueError(
+            f"attempt_policy must be one of {list(ATTEMPT_POLICIES)}, got {attempt_policy!r}"
+        )
+    if isinstance(columns, str):
+        pairs = [pair.split("=", 1) for pair in columns.split(",") if pair.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(
+                f"columns {columns!r}: write NAME=SOURCE pairs separated by commas, e.g. score=points"
+            )
+        columns = {name.strip(): column.strip() for name, column in pairs}
+    frame, id_column = read_wide_scores(source, id_column or None, storage_options)
+    if wide:
+        return frame, id_column
+    return long_to_wide_scores(frame, columns or None, attempt_policy)
 
 # %% ../../nbs/science/13_polytomous_report.ipynb #c26e2c64
 @dataclass(frozen=True)

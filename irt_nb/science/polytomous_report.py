@@ -29,7 +29,7 @@ from .processing import AttemptPolicy
 from ..serving.stores import data_fingerprint, normal_quadrature
 
 # %% auto #0
-__all__ = ['ATTEMPT_POLICIES', 'FILE_SCHEMES', 'THETA', 'simulate_scores', 'read_scores', 'InformationCriteria', 'information_criteria', 'LikelihoodParts', 'likelihood_parts', 'ModelComparison', 'compare_models', 'item_summary', 'category_table', 'threshold_table', 'plot_category_curves', 'plot_item_information', 'plot_expected_scores']
+__all__ = ['ATTEMPT_POLICIES', 'FILE_SCHEMES', 'THETA', 'simulate_scores', 'read_scores', 'InformationCriteria', 'information_criteria', 'ItemLikelihoods', 'item_log_likelihoods', 'ModelComparison', 'compare_models', 'item_summary', 'category_table', 'threshold_table', 'plot_category_curves', 'plot_item_information', 'plot_expected_scores']
 
 # %% ../../nbs/science/13_polytomous_report.ipynb #fccbee83
 def simulate_scores(
@@ -120,12 +120,11 @@ def information_criteria(model: PolytomousModel) -> InformationCriteria:
 
 # %% ../../nbs/science/13_polytomous_report.ipynb #edbaa6bb
 @dataclass(frozen=True)
-class LikelihoodParts:
-    "The marginal log-likelihood split by item: `items.sum() + prior == total`."
+class ItemLikelihoods:
+    "Per item, the log-likelihood of its answers given each student's other answers; and the model's log-likelihood."
 
-    items: np.ndarray  # (n_items,) ℓ_j
-    prior: float  # ℓ_prior = −Σ_i KL(posterior_i ‖ population) ≤ 0
-    total: float  # the marginal log-likelihood
+    items: np.ndarray  # (n_items,) ℓ_j = Σ_i log P(x_ij | x_i,−j)
+    total: float  # ℓ = Σ_i log P(x_i), the marginal log-likelihood
 
 
 def _same_answers(model: PolytomousModel, scored: ScoredResponses) -> None:
@@ -135,32 +134,29 @@ def _same_answers(model: PolytomousModel, scored: ScoredResponses) -> None:
         )
 
 
-def likelihood_parts(
+def item_log_likelihoods(
     model: PolytomousModel, scored: ScoredResponses, rows: int = 8192
-) -> LikelihoodParts:
-    "Each item's ℓ_j and the prior term of the model's log-likelihood on `scored`, persons in blocks of `rows`."
+) -> ItemLikelihoods:
+    "Each item's ℓ_j (its answers predicted from the others) and ℓ on `scored`, persons in blocks of `rows`."
     _same_answers(model, scored)
     nodes, weights = normal_quadrature(model.n_quadrature)
     log_p = [
         np.log(np.clip(model.category_probabilities(nodes, j), 1e-300, None)).T
         for j in range(len(model.item_ids))
     ]  # (K, Q) per item
-    items, prior, total = np.zeros(len(model.item_ids)), 0.0, 0.0
+    items, total = np.zeros(len(model.item_ids)), 0.0
     for start in range(0, len(scored.codes), rows):
         codes = scored.codes[start : start + rows]
         answered = codes != MISSING_CODE
         terms = [
             np.where(answered[:, [j]], table[np.maximum(codes[:, j], 0)], 0.0)
             for j, table in enumerate(log_p)
-        ]  # (rows, Q) per item
+        ]  # (rows, Q) per item: log P_j(x_ij | θ_q), 0 where not answered
         joint = sum(terms) + np.log(weights)
-        marginal = logsumexp(joint, axis=1)
-        log_posterior = joint - marginal[:, None]
-        posterior = np.exp(log_posterior)
-        items += [(posterior * term).sum() for term in terms]
-        prior += float((posterior * (np.log(weights) - log_posterior)).sum())
+        marginal = logsumexp(joint, axis=1)  # log P(x_i)
+        items += [float((marginal - logsumexp(joint - term, axis=1)).sum()) for term in terms]
         total += float(marginal.sum())
-    return LikelihoodParts(items=items, prior=prior, total=total)
+    return ItemLikelihoods(items=items, total=total)
 
 # %% ../../nbs/science/13_polytomous_report.ipynb #8765c8d1
 @dataclass(frozen=True)
@@ -228,8 +224,7 @@ def compare_models(
     scored: ScoredResponses,  # the answers, persons × items
     *,
     models: Sequence[str] = ("grm", "gpcm"),  # kinds to compare, each for every item
-    settings: PolytomousSettings
-    | None = None,  # how each kind is fitted (default: PolytomousSettings())
+    settings: PolytomousSettings | None = None,  # how each kind is fitted (default: the defaults)
     fitted: Mapping[str, PolytomousModel] | None = None,  # fits already made on `scored`, by kind
 ) -> ModelComparison:
     "Fit each kind in `models` to `scored` (or reuse `fitted`) and compare them by AIC and BIC, in total and per item."
@@ -244,9 +239,9 @@ def compare_models(
         ic = information_criteria(model)
         rows.append({"model": kind, "log_likelihood": ic.log_likelihood, "n_parameters": ic.n_parameters,
                      "n_persons": ic.n_persons, "aic": ic.aic, "bic": ic.bic, "converged": model.converged})  # fmt: skip
-        parts = likelihood_parts(model, scored)
-        items[f"loglik_{kind}"] = parts.items
-        items[f"aic_{kind}"] = -2 * parts.items + 2 * _item_parameters(model)
+        predicted = item_log_likelihoods(model, scored).items
+        items[f"loglik_{kind}"] = predicted
+        items[f"aic_{kind}"] = -2 * predicted + 2 * _item_parameters(model)
     aic = items[[f"aic_{kind}" for kind in models]].to_numpy()
     items["closer"] = np.array(models)[aic.argmin(axis=1)]
     table = pd.DataFrame(rows)

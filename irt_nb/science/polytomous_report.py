@@ -135,7 +135,7 @@ def _same_answers(model: PolytomousModel, scored: ScoredResponses) -> None:
 
 
 def item_log_likelihoods(
-    model: PolytomousModel, scored: ScoredResponses, rows: int = 8192
+    model: PolytomousModel, scored: ScoredResponses, rows: int = 2048
 ) -> ItemLikelihoods:
     "Each item's ℓ_j (its answers predicted from the others) and ℓ on `scored`, persons in blocks of `rows`."
     _same_answers(model, scored)
@@ -243,7 +243,10 @@ def compare_models(
         items[f"loglik_{kind}"] = predicted
         items[f"aic_{kind}"] = -2 * predicted + 2 * _item_parameters(model)
     aic = items[[f"aic_{kind}" for kind in models]].to_numpy()
-    items["closer"] = np.array(models)[aic.argmin(axis=1)]
+    same = [len({fit.kinds[j] for fit in fits.values()}) == 1 for j in range(len(scored.item_ids))]
+    items["closer"] = np.where(
+        same, "same", np.array(models)[aic.argmin(axis=1)]
+    )  # 2 categories: 2PL
     table = pd.DataFrame(rows)
     return ModelComparison(
         table=table,

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..workbench.checks import private_kernel
 
 # %% auto #0
-__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'SIMULATION_REPORT', 'NOTEBOOKS', 'CHOICES', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
+__all__ = ['REPORTS', 'CALIBRATION_REPORT', 'MONITORING_REPORT', 'SIMULATION_REPORT', 'POLYTOMOUS_REPORT', 'NOTEBOOKS', 'CHOICES', 'REPORT_CHOICES', 'REQUIRED', 'MINIMUMS', 'RUN_OUTPUTS', 'report_parameters', 'check_parameters', 'ReportRun', 'render_html', 'run_report']
 
 # %% ../../nbs/science/04_report.ipynb #141f84c0
 REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside the package
@@ -23,13 +23,22 @@ REPORTS = (  # irt_nb/reports links to nbs/reports, so the notebooks ship inside
 CALIBRATION_REPORT = REPORTS / "calibration_report.ipynb"
 MONITORING_REPORT = REPORTS / "monitoring_report.ipynb"
 SIMULATION_REPORT = REPORTS / "adaptive_simulation.ipynb"
+POLYTOMOUS_REPORT = REPORTS / "polytomous_report.ipynb"
 NOTEBOOKS = {
     "calibration": CALIBRATION_REPORT,
+    "polytomous": POLYTOMOUS_REPORT,
     "adaptive-simulation": SIMULATION_REPORT,
 }  # irt-nb report --notebook
 CHOICES = {
     "model": ("irt_nb.science.item_models", "MODELS")
 }  # parameter -> where its allowed values are (imported when checked)
+REPORT_CHOICES = {  # report notebook (stem) -> its parameters whose values differ from CHOICES
+    "polytomous_report": {
+        "model": ("irt_nb.science.polytomous", "POLYTOMOUS_KINDS"),
+        "attempt_policy": ("irt_nb.science.polytomous_report", "ATTEMPT_POLICIES"),
+    },
+}
+REQUIRED = {"polytomous_report": ("source",)}  # report -> parameters that must be given, not empty
 MINIMUMS = {"n_quadrature": 5, "min_item_responses": 1, "min_person_responses": 1}
 
 
@@ -51,7 +60,12 @@ def check_parameters(values: dict, notebook: str | Path = CALIBRATION_REPORT) ->
     "Values converted to the declared types; ValueError naming every unknown parameter and bad value."
     declared = report_parameters(notebook)
     problems = [f"unknown parameter {name!r}" for name in values if name not in declared]
-    checked = {}
+    stem, checked = Path(notebook).stem, {}
+    problems += [
+        f"parameter {name!r} is required (-p {name} ...)"
+        for name in REQUIRED.get(stem, ())
+        if values.get(name) in (None, "")
+    ]
     for name, value in values.items():
         if name not in declared:
             continue
@@ -61,10 +75,11 @@ def check_parameters(values: dict, notebook: str | Path = CALIBRATION_REPORT) ->
         except (TypeError, ValueError):
             problems.append(f"parameter {name!r} must be {kind}, got {value!r}")
             continue
-        allowed = _choices(name)
+        allowed = _choices(name, stem)
         if allowed and checked[name] not in allowed:
             problems.append(
                 f"parameter {name!r} must be one of {list(allowed)}, got {checked[name]!r}"
+                + _elsewhere(name, checked[name], stem)
             )
         if name in MINIMUMS and checked[name] < MINIMUMS[name]:
             problems.append(
@@ -75,14 +90,27 @@ def check_parameters(values: dict, notebook: str | Path = CALIBRATION_REPORT) ->
     return checked
 
 
-def _choices(name: str) -> tuple:
-    "The values a parameter may take (empty: any). Imported here: `irt-nb` builds its parser without numpy."
+def _choices(name: str, report: str = "calibration_report") -> tuple:
+    "The values a parameter of `report` may take (empty: any). Imported here: `irt-nb` builds its parser without numpy."
     import importlib
 
-    if name not in CHOICES:
+    where = REPORT_CHOICES.get(report, {}).get(name) or CHOICES.get(name)
+    if where is None:
         return ()
-    module, attribute = CHOICES[name]
+    module, attribute = where
     return tuple(getattr(importlib.import_module(module), attribute))
+
+
+def _elsewhere(name: str, value, report: str) -> str:
+    "Which other report takes `value` for `name` (`-p model grm` is the polytomous report's)."
+    for key, path in NOTEBOOKS.items():
+        if (
+            path.stem != report
+            and name in report_parameters(path)
+            and value in _choices(name, path.stem)
+        ):
+            return f" (the {key} report takes it: irt-nb report --notebook {key})"
+    return ""
 
 
 def _convert(value, kind: str):
@@ -144,7 +172,18 @@ RUN_OUTPUTS = (
     "model.abilities.*.arrow",
     "metrics.json",
     "monitoring.json",
-)
+    *(
+        f"{table}.csv"
+        for table in (
+            "items",
+            "categories",
+            "thresholds",
+            "comparison",
+            "comparison_items",
+            "abilities",
+        )
+    ),
+)  # the polytomous report's tables
 
 
 def _fresh_folder(output_dir: Path, overwrite: bool) -> None:

@@ -536,7 +536,8 @@ def _add_report_parser(sub) -> None:
         "--notebook",
         choices=list(NOTEBOOKS),
         default="calibration",
-        help="which report: the calibration report, or the adaptive testing simulation study",
+        help="which report: the calibration report (right/wrong items), the polytomous one (GRM, GPCM, PCM; "
+        "-p source scores.csv), or the adaptive testing simulation study",
     )
     p.add_argument("--config", type=Path, help="YAML file of report parameters")
     add_parameter_option(p, "a report parameter")

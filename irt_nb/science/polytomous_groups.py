@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from scipy.linalg import cho_factor, cho_solve
+from scipy.special import expit
 from scipy.stats import chi2
 
 from .calculation import squarem_step
@@ -39,7 +40,29 @@ from irt_nb.science.polytomous import (
 from ..serving.stores import data_fingerprint, normal_quadrature
 
 # %% auto #0
-__all__ = ['GroupedScores', 'group_scores', 'GroupsProblem', 'run_groups_em', 'groups_gradient', 'groups_covariance', 'GroupCalibration', 'fit_polytomous_groups', 'freed_parameters', 'likelihood_ratios', 'MatchedDifference', 'matched_difference', 'item_points', 'score_strata', 'expected_areas', 'polytomous_ets_class', 'polytomous_dif']
+__all__ = ['simulate_grm_answers', 'GroupedScores', 'group_scores', 'GroupsProblem', 'run_groups_em', 'groups_gradient', 'groups_covariance', 'GroupCalibration', 'fit_polytomous_groups', 'freed_parameters', 'likelihood_ratios', 'MatchedDifference', 'matched_difference', 'item_points', 'score_strata', 'expected_areas', 'polytomous_ets_class', 'polytomous_dif']
+
+# %% ../../nbs/science/12_polytomous_groups.ipynb #a1c00051
+def simulate_grm_answers(
+    n_persons: int,
+    n_items: int,
+    n_categories: int,
+    *,
+    mean: float = 0.0,  # the persons' ability distribution N(mean, sd²)
+    sd: float = 1.0,
+    shift: dict[int, float] | None = None,  # {item index: d} added to that item's intercepts
+    seed: int = 0,  # the persons' draws
+    item_seed: int = 99,  # the items' slopes in U(0.8, 2) and thresholds from N(0, 1)
+) -> pd.DataFrame:
+    "GRM scores 0..n_categories−1 of simulated persons, one column per item (q1, q2, ...)."
+    items, rng = np.random.default_rng(item_seed), np.random.default_rng(seed)
+    a = items.uniform(0.8, 2.0, n_items)
+    b = np.sort(items.normal(0, 1, (n_items, n_categories - 1)), axis=1)
+    d = -a[:, None] * b + np.array([(shift or {}).get(j, 0.0) for j in range(n_items)])[:, None]
+    theta = rng.normal(mean, sd, n_persons)
+    above = expit(theta[:, None, None] * a[None, :, None] + d[None])  # P(X ≥ k), k = 1..K−1
+    scores = (rng.uniform(size=(n_persons, n_items, 1)) < above).sum(axis=2)
+    return pd.DataFrame(scores, columns=[f"q{j + 1}" for j in range(n_items)])
 
 # %% ../../nbs/science/12_polytomous_groups.ipynb #a1c00005
 @dataclass(frozen=True)

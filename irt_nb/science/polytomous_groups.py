@@ -185,7 +185,7 @@ def run_groups_em(problem: GroupsProblem, vector, settings: PolytomousSettings):
         vector = new
     return vector, problem.e_step(*problem.split(vector))[0], settings.max_iterations, False
 
-
+# %% ../../nbs/science/12_polytomous_groups.ipynb #a1c00052
 def groups_gradient(problem: GroupsProblem, vector) -> np.ndarray:
     "Gradient of the marginal log-likelihood in every entry of `vector` (Fisher's identity)."
     items, dist = problem.split(vector)

@@ -5,6 +5,7 @@
 # %% ../../nbs/science/12_polytomous_groups.ipynb #a1c00002
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -123,9 +124,7 @@ class GroupsProblem:
     "What stays fixed while the EM over groups runs."
 
     grouped: GroupedScores
-    data: tuple[
-        EMData, ...
-    ]  # per group: its answers, with N(0, 1) weights (moved to the group's in the E-step)
+    data: tuple[EMData, ...]  # per group: its answers; N(0, 1) weights, which the E-step moves
     distributions: np.ndarray  # (n_groups, 2) start (or held) mean and log sd
     free_groups: np.ndarray  # bool per group: mean and sd estimated
 
@@ -224,9 +223,7 @@ class GroupCalibration:
     "A polytomous calibration over groups: each group's ability distribution and its items on the common scale."
 
     groups: tuple[str, ...]  # the reference first
-    models: tuple[
-        PolytomousModel, ...
-    ]  # per group: every item, a freed one with the group's own parameters
+    models: tuple[PolytomousModel, ...]  # per group: every item (a freed one: the group's own)
     mean: np.ndarray  # (n_groups,) ability mean of each group
     sd: np.ndarray  # (n_groups,) ability SD of each group
     mean_se: np.ndarray  # (n_groups,) 0 where held (the reference without anchors)
@@ -350,24 +347,24 @@ def fit_polytomous_groups(
     model: str = "grm",  # the kind of every item: "grm", "gpcm" or "pcm"
     item_models: dict[str, str] | None = None,  # {item: kind} for items of another kind
     free_items=(),  # items with their own parameters in every group (DIF models)
-    fixed: dict[str, dict]
-    | None = None,  # anchors {item: {"discrimination": a, "intercepts": [...]}}
+    fixed: dict | None = None,  # anchors {item: {"discrimination": a, "intercepts": [...]}}
     distributions: dict | None = None,  # {group: (mean, sd)} held instead of estimated
     settings: PolytomousSettings | None = None,  # default: `PolytomousSettings()`
 ) -> GroupCalibration:
     "Fit polytomous items over groups of persons, each group with its own N(mean, sd²) ability distribution."
     settings = settings or PolytomousSettings()
-    item_models, fixed, free_items = (
-        item_models or {},
-        fixed or {},
-        tuple(str(i) for i in free_items),
-    )
+    item_models, fixed = item_models or {}, fixed or {}
+    free_items = tuple(str(i) for i in free_items)
     _check_kinds(scored, model, item_models, fixed, free_items)
     labels = np.full(len(scored.codes), "all") if groups is None else np.asarray(groups).astype(str)
     grouped = group_scores(scored, labels, reference, free_items)
     kinds = [item_models.get(i, model) for i in scored.item_ids]
     problem, vector = _problem(grouped, kinds, fixed, distributions, settings)
     vector, loglik, iterations, converged = run_groups_em(problem, vector, settings)
+    if not converged:
+        warnings.warn(
+            f"the EM stopped after {iterations} iterations without converging", stacklevel=2
+        )
     covariance = groups_covariance(problem, vector) if settings.standard_errors else None
     items, dist = problem.split(vector)
     gradient = groups_gradient(problem, vector)[~problem.fixed]
@@ -509,8 +506,7 @@ def polytomous_dif(
     alpha: float = 0.05,  # level of the adjusted tests
     adjust: str = "bh",  # "bh" (Benjamini–Hochberg) or "holm"
     purify: bool = True,  # a second LR round with the first round's flagged items not anchoring
-    settings: PolytomousSettings
-    | None = None,  # default: `PolytomousSettings` without standard errors
+    settings: PolytomousSettings | None = None,  # default: no standard errors
 ) -> DifResult:
     "DIF of every polytomous item between a reference and a focal group: LR, SMD, Mantel's χ², ETS class, areas."
     settings = settings or PolytomousSettings(standard_errors=False)
@@ -520,10 +516,8 @@ def polytomous_dif(
     reference, focal = reference_and_focal(labels, focal, reference)
     keep = np.isin(labels, [reference, focal])
     people = np.asarray(scored.person_ids, dtype=object)[keep] if scored.person_ids else ()
-    scored, labels = (
-        replace(scored, codes=scored.codes[keep], person_ids=tuple(people)),
-        labels[keep],
-    )
+    scored = replace(scored, codes=scored.codes[keep], person_ids=tuple(people))
+    labels = labels[keep]
     ids, freed = scored.item_ids, set()
     fit = lambda free: fit_polytomous_groups(  # noqa: E731
         scored, labels, reference=reference, model=model, item_models=item_models,

@@ -59,14 +59,14 @@ def link_command(args: argparse.Namespace) -> int:
 
 def _add_link_parser(sub) -> None:
     p = sub.add_parser("link", help="put a new model on an old model's scale through common items")
-    p.add_argument("old", help="the model file whose scale is kept")
+    p.add_argument("old", help="the model file whose scale is kept (right/wrong or polytomous)")
     p.add_argument("new", help="the model file to put on it")
     p.add_argument(
         "--method",
         choices=LazyChoices("irt_nb.science.linking", "METHODS"),
         default=LibraryDefault("irt_nb.science.linking", "link_models", "method"),
         metavar="METHOD",
-        help="%(choices)s (default %(default)s)",
+        help="%(choices)s (default %(default)s); polytomous files: all but mean-mean",
     )
     add_out(p, "the linked model file (with its constants and anchors)", required=True)
     p.add_argument(
@@ -118,6 +118,7 @@ def _link_polytomous(args: argparse.Namespace, polytomous: list[bool]) -> int:
     print(f"{result.method}: theta_old = {result.A:.4f} * theta_new + {result.B:.4f}")
     print(f"{len(result.anchors)} anchor items: {' '.join(result.anchors)}")
     print(f"linked model: {save_polytomous_model(result.model, args.out)}")
+    print("(no true-score equating table: it is computed for right/wrong models only, for now)")
     return 0
 
 # %% ../../../nbs/workbench/commands/05_psychometrics.ipynb #fa50f65b

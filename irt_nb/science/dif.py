@@ -17,7 +17,7 @@ from .scoring import score_persons
 from ..serving.stores import MISSING, normal_quadrature, response_codes
 
 # %% auto #0
-__all__ = ['ADVICE', 'adjust_p', 'mh_tables', 'mantel_haenszel', 'ets_class', 'matching_strata', 'signed_areas', 'likelihood_ratio', 'DifResult', 'dif_analysis']
+__all__ = ['ADVICE', 'adjust_p', 'mh_tables', 'mantel_haenszel', 'ets_class', 'matching_strata', 'signed_areas', 'likelihood_ratio', 'DifResult', 'reference_and_focal', 'dif_analysis']
 
 # %% ../../nbs/science/07_dif.ipynb #41f9b9da
 def adjust_p(p, method: str = "bh") -> np.ndarray:
@@ -186,25 +186,9 @@ class DifResult:
         return self.table.item_id[self.table.flagged].tolist()
 
 
-def dif_analysis(
-    responses,  # (n_persons, n_items) 0/1/NaN array or DataFrame
-    groups,  # one group label per person
-    focal=None,  # the focal group (default: the one group besides the reference)
-    reference=None,  # the reference group (default: the largest)
-    item_ids: list | None = None,
-    model: str = "2pl",  # "1pl" or "2pl" (the areas and LR use it)
-    alpha: float = 0.05,  # level of the adjusted tests
-    adjust: str = "bh",  # "bh" (Benjamini–Hochberg) or "holm"
-    purify: bool = True,  # a second LR round with the first round's flagged items not anchoring
-) -> DifResult:
-    "DIF of every item between a reference and a focal group: LR, Mantel–Haenszel, ETS class, areas, adjusted p."
-    if item_ids is None and hasattr(responses, "columns"):
-        item_ids = list(responses.columns)
-    codes = response_codes(responses)
-    item_ids = [str(i) for i in (item_ids if item_ids is not None else range(codes.shape[1]))]
-    labels = np.asarray(groups).astype(str)
-    if len(labels) != len(codes):
-        raise ValueError(f"{len(labels)} group labels for {len(codes)} persons")
+def reference_and_focal(labels, focal=None, reference=None) -> tuple[str, str]:
+    "The reference group (default: the largest besides the focal one) and the focal one (default: the other), checked."
+    labels = np.asarray(labels).astype(str)
     names, counts = np.unique(labels, return_counts=True)
     names = [str(n) for n in names]  # plain strings in messages, not numpy reprs
     if (
@@ -230,9 +214,32 @@ def dif_analysis(
         raise ValueError(
             f"focal group {focal!r} is not a group other than the reference ({others})"
         )
-    keep = np.isin(labels, [reference, str(focal)])
+    return reference, str(focal)
+
+
+def dif_analysis(
+    responses,  # (n_persons, n_items) 0/1/NaN array or DataFrame
+    groups,  # one group label per person
+    focal=None,  # the focal group (default: the one group besides the reference)
+    reference=None,  # the reference group (default: the largest)
+    item_ids: list | None = None,
+    model: str = "2pl",  # "1pl" or "2pl" (the areas and LR use it)
+    alpha: float = 0.05,  # level of the adjusted tests
+    adjust: str = "bh",  # "bh" (Benjamini–Hochberg) or "holm"
+    purify: bool = True,  # a second LR round with the first round's flagged items not anchoring
+) -> DifResult:
+    "DIF of every item between a reference and a focal group: LR, Mantel–Haenszel, ETS class, areas, adjusted p."
+    if item_ids is None and hasattr(responses, "columns"):
+        item_ids = list(responses.columns)
+    codes = response_codes(responses)
+    item_ids = [str(i) for i in (item_ids if item_ids is not None else range(codes.shape[1]))]
+    labels = np.asarray(groups).astype(str)
+    if len(labels) != len(codes):
+        raise ValueError(f"{len(labels)} group labels for {len(codes)} persons")
+    reference, focal = reference_and_focal(labels, focal, reference)
+    keep = np.isin(labels, [reference, focal])
     codes, labels = codes[keep], labels[keep]
-    return _analysis(codes, labels, item_ids, reference, str(focal), model, alpha, adjust, purify)
+    return _analysis(codes, labels, item_ids, reference, focal, model, alpha, adjust, purify)
 
 
 def _analysis(codes, labels, item_ids, reference, focal, model, alpha, adjust, purify) -> DifResult:

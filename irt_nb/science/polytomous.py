@@ -416,6 +416,7 @@ class PolytomousModel:
             row["thresholds"] = self.thresholds()[j].tolist()
             if self.discrimination_se is not None:
                 row["discrimination_se"] = float(self.discrimination_se[j])
+            if self.intercepts_se is not None:  # unknown after a linking transformation
                 row["intercepts_se"] = self.intercepts_se[j].tolist()
             rows.append(row)
         return pd.DataFrame(rows)
@@ -862,7 +863,11 @@ def polytomous_to_dict(model: PolytomousModel, created: str | None = None) -> di
         }  # fmt: skip
         if model.discrimination_se is not None:
             entry["discrimination_se"] = float(model.discrimination_se[j])
+        if (
+            model.intercepts_se is not None
+        ):  # a linked model has its slopes' and thresholds' SEs only
             entry["intercepts_se"] = model.intercepts_se[j].tolist()
+        if model.thresholds_se is not None:
             entry["thresholds_se"] = model.thresholds_se[j].tolist()
         items.append(entry)
     kinds = {k for k in model.kinds if k != "2pl"} or {"grm"}
@@ -954,15 +959,18 @@ def polytomous_from_dict(doc: dict, where: str = "model") -> PolytomousModel:
             item.get("discrimination_se", 0.0),
             item.get("intercepts_se", [0.0] * (len(item["categories"]) - 1)),
         ]
-    with_se = all("discrimination_se" in i for i in items)
+    with_se, given = (
+        all("discrimination_se" in i for i in items),
+        lambda f: all(f in i for i in items),
+    )  # noqa: E731
     return PolytomousModel(
         item_ids=tuple(i["item_id"] for i in items), kinds=layout.kinds,
         categories=tuple(tuple(i["categories"]) for i in items),
         discrimination=vector[layout.slope_index], intercepts=layout.intercepts(vector),
-        discrimination_se=se[layout.slope_index] if with_se else None, intercepts_se=layout.intercepts(se) if with_se else None,
+        discrimination_se=se[layout.slope_index] if with_se else None, intercepts_se=layout.intercepts(se) if given("intercepts_se") else None,
         log_likelihood=doc["loglik"], n_iterations=doc["n_iterations"], converged=doc["converged"],
         vector=vector, layout=layout,
-        thresholds_se=tuple(np.array(i["thresholds_se"]) for i in items) if with_se else None,
+        thresholds_se=tuple(np.array(i["thresholds_se"]) for i in items) if given("thresholds_se") else None,
         fixed=np.array([i["fixed"] for i in items]), n_quadrature=doc["quadrature"]["n_points"],
         n_persons=doc["n_persons"], n_responses=doc["n_responses"], max_abs_gradient=doc["max_abs_gradient"],
         history=tuple(doc["history"]), data_fingerprint=doc["data_fingerprint"], warnings=tuple(doc["warnings"]),

@@ -28,7 +28,11 @@ def link_command(args: argparse.Namespace) -> int:
     "Put NEW on OLD's scale through their common items; write the linked model and the equating table."
     from irt_nb.science.linking import link_models, true_score_equating
     from irt_nb.science.model_file import load_model, save_model, write_atomic
+    from irt_nb.workbench.commands.data import _is_polytomous
 
+    polytomous = [_is_polytomous(args.old), _is_polytomous(args.new)]
+    if any(polytomous):
+        return _link_polytomous(args, polytomous)
     old, new = load_model(args.old), load_model(args.new)
     result = link_models(
         old, new, args.method, drop=args.drop or (), drop_drifted=args.drop_drifted
@@ -55,14 +59,14 @@ def link_command(args: argparse.Namespace) -> int:
 
 def _add_link_parser(sub) -> None:
     p = sub.add_parser("link", help="put a new model on an old model's scale through common items")
-    p.add_argument("old", help="the model file whose scale is kept")
+    p.add_argument("old", help="the model file whose scale is kept (right/wrong or polytomous)")
     p.add_argument("new", help="the model file to put on it")
     p.add_argument(
         "--method",
         choices=LazyChoices("irt_nb.science.linking", "METHODS"),
         default=LibraryDefault("irt_nb.science.linking", "link_models", "method"),
         metavar="METHOD",
-        help="%(choices)s (default %(default)s)",
+        help="%(choices)s (default %(default)s); polytomous files: all but mean-mean",
     )
     add_out(p, "the linked model file (with its constants and anchors)", required=True)
     p.add_argument(
@@ -75,13 +79,56 @@ def _add_link_parser(sub) -> None:
     )
     p.set_defaults(func=link_command)
 
+# %% ../../../nbs/workbench/commands/05_psychometrics.ipynb #c5a10002
+def _link_polytomous(args: argparse.Namespace, polytomous: list[bool]) -> int:
+    "Link two polytomous model files (`link_polytomous`) and write the linked one."
+    from irt_nb.science.polytomous import (
+        LINKING_METHODS,
+        link_polytomous,
+        load_polytomous_model,
+        save_polytomous_model,
+    )
+
+    if not all(polytomous):
+        poly, other = (args.old, args.new) if polytomous[0] else (args.new, args.old)
+        raise ValueError(
+            f"{poly} is a polytomous model file and {other} a right/wrong one: link two files of the same kind"
+        )
+    if args.method not in LINKING_METHODS:
+        raise ValueError(
+            f"--method {args.method}: polytomous models link by {', '.join(LINKING_METHODS)}"
+        )
+    if args.drop_drifted:
+        raise ValueError(
+            "--drop-drifted: drift is flagged for right/wrong anchors only; leave anchors out with --drop"
+        )
+    old, new = load_polytomous_model(args.old), load_polytomous_model(args.new)
+    common = [i for i in new.item_ids if i in old.item_ids]
+    drop = set(args.drop or ())
+    if drop - set(common):
+        raise ValueError(
+            f"--drop {sorted(drop - set(common))}: not items of both models ({common[:10]})"
+        )
+    anchors = [i for i in common if i not in drop]
+    if len(anchors) < 2:
+        raise ValueError(
+            f"linking needs at least 2 anchor items common to both models, got {anchors}"
+        )
+    result = link_polytomous(old, new, method=args.method, anchors=anchors)
+    print(f"{result.method}: theta_old = {result.A:.4f} * theta_new + {result.B:.4f}")
+    print(f"{len(result.anchors)} anchor items: {' '.join(result.anchors)}")
+    print(f"linked model: {save_polytomous_model(result.model, args.out)}")
+    print("(no true-score equating table: it is computed for right/wrong models only, for now)")
+    return 0
+
 # %% ../../../nbs/workbench/commands/05_psychometrics.ipynb #fa50f65b
 def dif_command(args: argparse.Namespace) -> int:
     "DIF of every item between the groups of a column: print the table and write it as CSV."
     from irt_nb.science.dif import dif_analysis
-    from irt_nb.science.model_file import write_atomic
     from irt_nb.science.pipeline import read_grouped
 
+    if args.model in ("grm", "gpcm", "pcm") or args.item_model:
+        return _polytomous_dif(args)
     matrix, labels = read_grouped(
         args.source, args.group, args.attempt_policy, **read_options(args)
     )
@@ -96,21 +143,18 @@ def dif_command(args: argparse.Namespace) -> int:
         adjust=args.adjust,
         purify=not args.no_purify,
     )
-    shown = [
-        "item_id",
-        "lr_chi2",
-        "lr_p_adjusted",
-        "b_reference",
-        "b_focal",
-        "signed_area",
-        "mh_delta",
-        "ets_class",
-        "flagged",
-    ]
+    return _print_dif(args, result, "mh_delta", "MH strata")
+
+
+def _print_dif(args: argparse.Namespace, result, effect: str, strata: str) -> int:
+    "Print the DIF table's main columns (with the effect size `effect`) and write it all as CSV."
+    from irt_nb.science.model_file import write_atomic
+
+    shown = ["item_id", "lr_chi2", "lr_p_adjusted", "b_reference", "b_focal", "signed_area"]
     print(
-        f"DIF of {result.focal!r} against {result.reference!r} ({args.group}); MH strata: {result.matching}; p adjusted by {result.adjust}"
+        f"DIF of {result.focal!r} against {result.reference!r} ({args.group}); {strata}: {result.matching}; p adjusted by {result.adjust}"
     )
-    print(result.table[shown].round(3).to_string(index=False))
+    print(result.table[shown + [effect, "ets_class", "flagged"]].round(3).to_string(index=False))
     out = write_atomic(args.out, result.table.to_csv(index=False))
     print(f"flagged at {result.alpha}: {result.flagged or 'none'}\nDIF table: {out}")
     return 0
@@ -125,7 +169,18 @@ def _add_dif_parser(sub) -> None:
     p.add_argument("--group", required=True, metavar="COLUMN", help="the column of person groups")
     p.add_argument("--focal", help="the focal group (default: the one besides the reference)")
     p.add_argument("--reference", help="the reference group (default: the largest)")
-    p.add_argument("--model", choices=["1pl", "2pl"], default=LibraryDefault(*dif, "model"))
+    p.add_argument(
+        "--model",
+        choices=["1pl", "2pl", "grm", "gpcm", "pcm"],
+        default=LibraryDefault(*dif, "model"),
+        help="1pl or 2pl (right/wrong answers), or grm, gpcm, pcm (integer scores in a CSV or Parquet file)",
+    )
+    p.add_argument(
+        "--item-model",
+        action="append",
+        metavar="ITEM=KIND",
+        help="this item's kind (grm, gpcm, pcm) instead of --model's (repeatable; polytomous items)",
+    )
     p.add_argument("--alpha", type=float, default=LibraryDefault(*dif, "alpha"))
     p.add_argument(
         "--adjust",
@@ -138,6 +193,57 @@ def _add_dif_parser(sub) -> None:
     )
     add_out(p, default="outputs/dif.csv")
     p.set_defaults(func=dif_command)
+
+# %% ../../../nbs/workbench/commands/05_psychometrics.ipynb #c5a10007
+def _grouped_scores(args: argparse.Namespace):
+    "The polytomous answers of the data options, encoded, and each student's group from the column --group."
+    import numpy as np
+
+    from irt_nb.science.polytomous import encode_scores, long_to_wide_scores
+    from irt_nb.science.processing import person_groups
+    from irt_nb.workbench.commands.data import _polytomous_answers
+
+    given = [f"--{n}" for n in ("exam", "subject", "since", "until") if getattr(args, n, None)]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: for answers in a database; polytomous DIF reads a CSV or Parquet file"
+        )
+    raw, id_column = _polytomous_answers(argparse.Namespace(**(vars(args) | {"wide": True})))
+    if args.group not in raw.columns:
+        raise ValueError(
+            f"{args.source}: no group column {args.group!r}; columns are {list(raw.columns)[:10]}"
+        )
+    blank = raw[args.group].isna() | (raw[args.group].astype(str).str.strip() == "")
+    if blank.any():
+        raise ValueError(
+            f"column {args.group!r}, row {int(np.flatnonzero(blank)[0]) + 1}: no group"
+        )
+    if args.wide:
+        labels = raw.pop(args.group).astype(str).to_numpy()
+        return encode_scores(raw, id_column=id_column), labels
+    columns = read_options(args).get("columns")
+    wide, id_column = long_to_wide_scores(
+        raw.drop(columns=[args.group]), columns, args.attempt_policy
+    )
+    records = raw.rename(columns={source: name for name, source in (columns or {}).items()})
+    labels = person_groups(
+        records.rename(columns={args.group: "group"}), wide[id_column], args.group
+    )
+    return encode_scores(wide, id_column=id_column), labels
+
+
+def _polytomous_dif(args: argparse.Namespace) -> int:
+    "DIF of polytomous items (`polytomous_dif`), printed and written like the right/wrong table."
+    from irt_nb.science.polytomous_groups import polytomous_dif
+    from irt_nb.workbench.commands.data import _item_models
+
+    scored, labels = _grouped_scores(args)
+    result = polytomous_dif(
+        scored, labels, focal=args.focal, reference=args.reference,
+        model=args.model if args.model in ("grm", "gpcm", "pcm") else "grm",
+        item_models=_item_models(args.item_model), alpha=args.alpha, adjust=args.adjust, purify=not args.no_purify,
+    )  # fmt: skip
+    return _print_dif(args, result, "smd", "SMD strata")
 
 # %% ../../../nbs/workbench/commands/05_psychometrics.ipynb #0aac82b3
 def _model_answers(args: argparse.Namespace, model):

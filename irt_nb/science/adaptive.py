@@ -109,6 +109,15 @@ class ItemBank(Protocol):
     def probabilities(self, theta, columns, group: str | None) -> tuple[np.ndarray, np.ndarray]:
         "P(X = k | θ) and ∂P/∂θ of items `columns` at abilities `theta`, each (n_theta, n_columns, K_max)."
 
+    def information(self, theta, columns, group: str | None) -> np.ndarray:
+        "Fisher information Σ_k P'_k² / P_k of items `columns` at abilities `theta`, (n_theta, n_columns)."
+
+    def divergence(self, theta_hat: float, nodes, columns, group: str | None) -> np.ndarray:
+        "Kullback–Leibler Σ_k P_k(θ̂) log(P_k(θ̂) / P_k(θ)) at `nodes`, (n_nodes, n_columns)."
+
+    def expected_share(self, theta, columns, group: str | None) -> np.ndarray:
+        "Expected share of each item's points at abilities `theta` (right/wrong: P(right)), (n_theta, n_columns)."
+
 
 class DichotomousBank:
     "A calibrated right/wrong model's items as two categories, 0 wrong and 1 right."
@@ -145,6 +154,19 @@ class DichotomousBank:
     def probabilities(self, theta, columns, group: str | None = None):
         p, slope = self.kind.probability_slope(theta, self.rows(group)[columns])
         return np.stack([1 - p, p], axis=-1), np.stack([-slope, slope], axis=-1)
+
+    # the selectors' sums over the two categories, in the right/wrong form (no category axis: 3× faster)
+    def information(self, theta, columns, group: str | None = None) -> np.ndarray:
+        return self.kind.information(theta, self.rows(group)[columns])
+
+    def divergence(self, theta_hat: float, nodes, columns, group: str | None = None) -> np.ndarray:
+        rows = self.rows(group)[columns]
+        p_hat = np.clip(self.kind.probability(theta_hat, rows)[0], 1e-12, 1 - 1e-12)
+        p = np.clip(self.kind.probability(nodes, rows), 1e-12, 1 - 1e-12)
+        return p_hat * np.log(p_hat / p) + (1 - p_hat) * np.log((1 - p_hat) / (1 - p))
+
+    def expected_share(self, theta, columns, group: str | None = None) -> np.ndarray:
+        return self.kind.probability(theta, self.rows(group)[columns])
 
 # %% ../../nbs/science/08_adaptive.ipynb #7a1c0b03
 def item_bank(model) -> ItemBank:
@@ -343,37 +365,25 @@ def select_items(
     return chosen
 
 
-def _expected_share(bank, p: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    "The expected share of each candidate's points, (expected score − lowest) / (highest − lowest), from P (..., J, K)."
-    scores = bank.scores[candidates]
-    low = scores[:, 0]
-    high = scores[np.arange(len(candidates)), bank.n_categories[candidates] - 1]
-    return ((p * scores).sum(axis=-1) - low) / (high - low)
-
-
 def _selector_scores(engine, state, candidates, selector, target, belief):
     "Each candidate's information at the estimate, its value for the selector, and what that value is."
     theta, w, nodes = belief
-    p, slope = (t[0] for t in engine.bank.probabilities(theta, candidates, state.group))
-    info = (slope**2 / np.clip(p, 1e-300, None)).sum(axis=-1)
+    bank, group = engine.bank, state.group
+    info = bank.information(theta, candidates, group)[0]
     if selector in ("mfi", "randomesque"):
         return info, info, f"Fisher information at θ = {theta:.3f}"
-    p_nodes, slope_nodes = engine.bank.probabilities(nodes, candidates, state.group)
     if selector == "pwi":
-        value = w @ (slope_nodes**2 / np.clip(p_nodes, 1e-300, None)).sum(axis=-1)
+        value = w @ bank.information(nodes, candidates, group)
         return info, value, "information averaged over the posterior"
     if selector == "kl":
-        p_hat, p_at = np.clip(p, 1e-12, 1 - 1e-12), np.clip(p_nodes, 1e-12, 1 - 1e-12)
-        value = w @ (p_hat * np.log(p_hat / p_at)).sum(axis=-1)
+        value = w @ bank.divergence(theta, nodes, candidates, group)
         return (
             info,
             value,
             f"Kullback–Leibler information between θ = {theta:.3f} and the posterior",
         )
-    share = w @ _expected_share(engine.bank, p_nodes, candidates)
-    what = (
-        "P(right)" if (engine.bank.n_categories[candidates] == 2).all() else "share of the points"
-    )
+    share = w @ bank.expected_share(nodes, candidates, group)
+    what = "P(right)" if (bank.n_categories[candidates] == 2).all() else "share of the points"
     return info, -np.abs(share - target), f"expected {what} closest to {target}"
 
 

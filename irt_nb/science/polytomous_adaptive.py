@@ -14,7 +14,7 @@ from .calculation import AbilityGroup
 from .polytomous import ItemLayout, PolytomousModel
 
 # %% auto #0
-__all__ = ['polytomous_bank_model', 'graded_table', 'partial_credit_table', 'PolytomousBank']
+__all__ = ['polytomous_bank_model', 'graded_table', 'partial_credit_table', 'category_information', 'category_divergence', 'category_share', 'PolytomousBank']
 
 # %% ../../nbs/science/12b_polytomous_adaptive.ipynb #pa000006
 def polytomous_bank_model(
@@ -86,6 +86,23 @@ def partial_credit_table(theta, slope, intercepts) -> tuple[np.ndarray, np.ndarr
     p /= p.sum(axis=2, keepdims=True)
     return p, slope[None, :, None] * p * (k - (p @ k)[:, :, None])
 
+# %% ../../nbs/science/12b_polytomous_adaptive.ipynb #pa000031
+def category_information(p, slope) -> np.ndarray:
+    "Fisher information Σ_k P'_k² / P_k from P and ∂P/∂θ (..., K)."
+    return (slope**2 / np.clip(p, 1e-300, None)).sum(axis=-1)
+
+
+def category_divergence(p_hat, p) -> np.ndarray:
+    "Kullback–Leibler Σ_k P̂_k log(P̂_k / P_k) of the categories P̂ (J, K) at θ̂ against P (n, J, K); P ≥ 1e-12."
+    p_hat, p = np.clip(p_hat, 1e-12, None), np.clip(p, 1e-12, None)
+    return (p_hat * np.log(p_hat / p)).sum(axis=-1)
+
+
+def category_share(p, scores, n_categories) -> np.ndarray:
+    "Expected share of the points (E[score] − lowest) / (highest − lowest) from P (..., J, K) and scores (J, K)."
+    low, high = scores[:, 0], scores[np.arange(len(scores)), n_categories - 1]
+    return ((p * scores).sum(axis=-1) - low) / (high - low)
+
 # %% ../../nbs/science/12b_polytomous_adaptive.ipynb #pa000011
 class PolytomousBank:
     "A `PolytomousModel`'s items as the adaptive engine asks for them (`ItemBank`): answers in each item's own scores."
@@ -151,3 +168,17 @@ class PolytomousBank:
                 c = columns[mask]
                 p[:, mask], slope[:, mask] = table(theta, self.slopes[c], self.intercepts[c])
         return p, slope
+
+    def information(self, theta, columns, group: str | None = None) -> np.ndarray:
+        return category_information(*self.probabilities(theta, columns))
+
+    def divergence(self, theta_hat: float, nodes, columns, group: str | None = None) -> np.ndarray:
+        return category_divergence(
+            self.probabilities(theta_hat, columns)[0][0], self.probabilities(nodes, columns)[0]
+        )
+
+    def expected_share(self, theta, columns, group: str | None = None) -> np.ndarray:
+        columns = np.asarray(columns, int)
+        return category_share(
+            self.probabilities(theta, columns)[0], self.scores[columns], self.n_categories[columns]
+        )

@@ -71,15 +71,11 @@ class Choice:
 
     item_id: str
     score: float  # the selector's value
-    p_correct: (
-        float | None
-    )  # expected P(right) under the posterior; None for an item of more than two categories
+    p_correct: float | None  # expected P(right) under the posterior; None: K > 2
     information: float  # Fisher information at the estimate
     content: str | None
     reason: str
-    expected_score: float | None = (
-        None  # expected score under the posterior, in the item's own scores (right = 1)
-    )
+    expected_score: float | None = None  # expected score under the posterior, in the item's scores
 
 # %% ../../nbs/science/08_adaptive.ipynb #7a1c0b02
 class ItemBank(Protocol):
@@ -89,9 +85,7 @@ class ItemBank(Protocol):
     n_quadrature: int  # nodes of the Gauss–Hermite rule of a student's posterior
     response_name: str  # what an answer is called in a simulation's steps: "correct" or "score"
     n_categories: np.ndarray  # (n_items,) K per item
-    scores: (
-        np.ndarray
-    )  # (n_items, K_max) each category's score in the item's own scores (padding 0)
+    scores: np.ndarray  # (n_items, K_max) each category's score in the item's scores (padding 0)
     difficulty_range: tuple[float, float]  # the lowest and the highest threshold (Dodd's step)
 
     def group(self, name: str | None) -> AbilityGroup:
@@ -411,9 +405,7 @@ def _choose(engine, state, candidates, area, selector, rng, k, target, belief) -
     if pick != order[0]:
         reason += " after exposure control passed over more exposed items"
     _, w, nodes = belief
-    p_pick = (
-        w @ engine.bank.probabilities(nodes, [j], state.group)[0][:, 0]
-    )  # (K,) under the posterior
+    p_pick = w @ engine.bank.probabilities(nodes, [j], state.group)[0][:, 0]  # (K,): posterior
     p_correct = float(p_pick[1]) if engine.bank.n_categories[j] == 2 else None
     return Choice(
         engine.ids[j], float(score[pick]), p_correct, float(info[pick]), area, reason,

@@ -21,8 +21,7 @@ def polytomous_bank_model(
     item_ids,  # (n_items,) item ids
     discrimination,  # (n_items,) slopes a
     intercepts,  # per item its d_1..d_{K−1} (a GRM item's decreasing)
-    kinds: str
-    | list[str] = "grm",  # one kind for every item, or one per item: "grm", "gpcm", "pcm"
+    kinds="grm",  # one kind for every item, or a list of one per item: "grm", "gpcm", "pcm"
     categories=None,  # per item its scores, lowest first (default 0..K−1)
 ) -> PolytomousModel:
     "A `PolytomousModel` holding given item parameters (no fit behind it): a bank for simulations."
@@ -110,11 +109,8 @@ class PolytomousBank:
     response_name = "score"
 
     def __init__(self, model: PolytomousModel):
-        self.model, self.item_ids, self.n_quadrature = (
-            model,
-            tuple(model.item_ids),
-            model.n_quadrature,
-        )
+        self.model, self.item_ids = model, tuple(model.item_ids)
+        self.n_quadrature = model.n_quadrature
         self.n_categories = np.array([len(c) for c in model.categories])
         width = int(self.n_categories.max())
         self.scores = np.zeros((len(self.item_ids), width))

@@ -140,6 +140,39 @@ def test_accuracy_improves_with_test_length_and_beats_a_fixed_form():
     assert adaptive.rmse.iloc[-1] < 0.8 * fixed.rmse.iloc[-1]
 
 
+def test_a_polytomous_engine_runs_the_student_stores_path(tmp_path):
+    "What the API does with an engine built from a PolytomousModel: scores stored, read back, same ability."
+    from irt_nb.science.polytomous_adaptive import polytomous_bank_model
+
+    rng = np.random.default_rng(20)
+    model = polytomous_bank_model(
+        [f"R{j}" for j in range(12)], rng.uniform(0.8, 2.0, 12),
+        [np.sort(rng.normal(0, 1, 4))[::-1] for _ in range(12)], categories=[(1, 2, 3, 4, 5)] * 12,
+    )  # fmt: skip
+    engine = AdaptiveEngine(model)
+    store = StudentStore(str(tmp_path / "students.sqlite"))
+    answers = [("R0", 5), ("R3", 2), ("R7", 4)]
+    state = store.record("v", "ana", answers, engine, engine.start)
+    back = store.load("v", "ana")
+    assert back.items == ["R0", "R3", "R7"] and back.responses == [5, 2, 4]
+    direct = engine.start()
+    for item, score in answers:
+        engine.record(direct, item, score)
+    for method in ("eap", "map", "ml"):
+        assert engine.estimate(back, method) == pytest.approx(
+            engine.estimate(direct, method), abs=1e-12
+        )
+    assert engine.estimate(back) == pytest.approx(engine.estimate(state), abs=1e-12)
+    choice = select_items(engine, back, "pwi")[0]
+    assert choice.item_id not in back.items and choice.p_correct is None
+    assert 1 < choice.expected_score < 5
+    with pytest.raises(
+        ValueError, match=r"item 'R1': score 6 is not one of its scores \[1, 2, 3, 4, 5\]"
+    ):
+        store.record("v", "ana", [("R1", 6)], engine, engine.start)
+    assert store.load("v", "ana").n_answers == 3  # the refused answer left the stored state alone
+
+
 def _post(base: str, path: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         base + path, json.dumps(body).encode(), {"content-type": "application/json"}

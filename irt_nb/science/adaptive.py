@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from .calculation import CalibratedModel
+from .calculation import AbilityGroup, CalibratedModel
 from ..serving.stores import normal_quadrature
 
 # %% auto #0
-__all__ = ['SELECTORS', 'ESTIMATORS', 'StudentState', 'StoppingRule', 'Choice', 'AdaptiveEngine', 'select_items', 'Simulation', 'simulate', 'sympson_hetter', 'bank_model']
+__all__ = ['SELECTORS', 'ESTIMATORS', 'StudentState', 'StoppingRule', 'Choice', 'ItemBank', 'DichotomousBank', 'item_bank', 'AdaptiveEngine', 'fisher_scoring', 'dodd_step', 'select_items', 'Simulation', 'simulate', 'sympson_hetter', 'bank_model']
 
 # %% ../../nbs/science/08_adaptive.ipynb #446cc552
 SELECTORS = ("mfi", "pwi", "kl", "randomesque", "target")
@@ -29,7 +30,7 @@ class StudentState:
     scale: float
     log_post: np.ndarray  # (n_nodes,) unnormalised
     items: list[str] = field(default_factory=list)  # answered, in order
-    responses: list[int] = field(default_factory=list)  # 1 right, 0 wrong
+    responses: list[int] = field(default_factory=list)  # 1 right, 0 wrong; or the item's own score
     group: str | None = None
     passed: list[str] = field(
         default_factory=list
@@ -70,42 +71,147 @@ class Choice:
 
     item_id: str
     score: float  # the selector's value
-    p_correct: float  # expected P(right) under the posterior
+    p_correct: float | None  # expected P(right) under the posterior; None: K > 2
     information: float  # Fisher information at the estimate
     content: str | None
     reason: str
+    expected_score: float | None = None  # expected score under the posterior, in the item's scores
 
-# %% ../../nbs/science/08_adaptive.ipynb #bedf8c16
-class AdaptiveEngine:
-    "Update abilities answer by answer and choose the next items, for one calibrated model."
+# %% ../../nbs/science/08_adaptive.ipynb #7a1c0b02
+class ItemBank(Protocol):
+    "The items of a calibration as the adaptive engine sees them: ordered categories 0..K−1 per item."
 
-    def __init__(
-        self,
-        model: CalibratedModel,
-        content: dict | None = None,  # {item id: content area} for content balancing
-        exposure: dict | None = None,  # {item id: Sympson–Hetter K} (default 1: no control)
-        drift_sd: float = 0.5,  # widening of a calibrated ability's prior (see above)
-    ):
-        self.model, self.kind, self.drift_sd = model, model.kind, drift_sd
-        self.ids = list(model.item_ids)
-        self.index = {item: j for j, item in enumerate(self.ids)}
-        self.z, weights = normal_quadrature(model.n_quadrature)
-        self.log_w = np.log(weights)
-        self.content = (
-            None if content is None else np.array([str(content.get(i, "")) for i in self.ids])
-        )
-        self.exposure = np.array([float((exposure or {}).get(i, 1.0)) for i in self.ids])
-        self.b_range = (float(np.min(model.difficulty)), float(np.max(model.difficulty)))
-        self.considered = (
-            None  # counts of items reaching the exposure lottery (set while calibrating K)
-        )
+    item_ids: tuple[str, ...]
+    n_quadrature: int  # nodes of the Gauss–Hermite rule of a student's posterior
+    response_name: str  # what an answer is called in a simulation's steps: "correct" or "score"
+    n_categories: np.ndarray  # (n_items,) K per item
+    scores: np.ndarray  # (n_items, K_max) each category's score in the item's scores (padding 0)
+    difficulty_range: tuple[float, float]  # the lowest and the highest threshold (Dodd's step)
+
+    def group(self, name: str | None) -> AbilityGroup:
+        "The ability group `name` (ValueError naming the known ones)."
+
+    def code(self, j: int, response) -> int:
+        "The category of `response` to item `j` (ValueError naming the item and its scores)."
+
+    def response(self, j: int, code: int) -> int:
+        "The answer as a state keeps it: the inverse of `code`."
+
+    def log_likelihood(self, nodes: np.ndarray, j: int, code: int, group: str | None) -> np.ndarray:
+        "log P(X_j = code | θ) at `nodes`, (n_nodes,)."
+
+    def probabilities(self, theta, columns, group: str | None) -> tuple[np.ndarray, np.ndarray]:
+        "P(X = k | θ) and ∂P/∂θ of items `columns` at abilities `theta`, each (n_theta, n_columns, K_max)."
+
+    def information(self, theta, columns, group: str | None) -> np.ndarray:
+        "Fisher information Σ_k P'_k² / P_k of items `columns` at abilities `theta`, (n_theta, n_columns)."
+
+    def divergence(self, theta_hat: float, nodes, columns, group: str | None) -> np.ndarray:
+        "Kullback–Leibler Σ_k P_k(θ̂) log(P_k(θ̂) / P_k(θ)) at `nodes`, (n_nodes, n_columns)."
+
+    def expected_share(self, theta, columns, group: str | None) -> np.ndarray:
+        "Expected share of each item's points at abilities `theta` (right/wrong: P(right)), (n_theta, n_columns)."
+
+
+class DichotomousBank:
+    "A calibrated right/wrong model's items as two categories, 0 wrong and 1 right."
+
+    response_name = "correct"
+
+    def __init__(self, model: CalibratedModel):
+        self.model, self.kind = model, model.kind
+        self.item_ids, self.n_quadrature = tuple(model.item_ids), model.n_quadrature
+        self.n_categories = np.full(len(self.item_ids), 2)
+        self.scores = np.tile([0.0, 1.0], (len(self.item_ids), 1))
+        self.difficulty_range = (float(np.min(model.difficulty)), float(np.max(model.difficulty)))
         self._rows = {}
+
+    def group(self, name: str | None = None) -> AbilityGroup:
+        return self.model.group(name)
 
     def rows(self, group: str | None = None) -> np.ndarray:
         "Item rows as a student of `group` meets them (cached)."
         if group not in self._rows:
             self._rows[group] = self.model.group_params(group)
         return self._rows[group]
+
+    def code(self, j: int, response) -> int:
+        return int(bool(response))
+
+    def response(self, j: int, code: int) -> int:
+        return int(code)
+
+    def log_likelihood(self, nodes, j: int, code: int, group: str | None = None) -> np.ndarray:
+        log_p, log_q = self.kind.log_probabilities(nodes, self.rows(group)[[j]])
+        return log_p[:, 0] if code else log_q[:, 0]
+
+    def probabilities(self, theta, columns, group: str | None = None):
+        p, slope = self.kind.probability_slope(theta, self.rows(group)[columns])
+        return np.stack([1 - p, p], axis=-1), np.stack([-slope, slope], axis=-1)
+
+    # the selectors' sums over the two categories, in the right/wrong form (no category axis: 3× faster)
+    def information(self, theta, columns, group: str | None = None) -> np.ndarray:
+        return self.kind.information(theta, self.rows(group)[columns])
+
+    def divergence(self, theta_hat: float, nodes, columns, group: str | None = None) -> np.ndarray:
+        rows = self.rows(group)[columns]
+        p_hat = np.clip(self.kind.probability(theta_hat, rows)[0], 1e-12, 1 - 1e-12)
+        p = np.clip(self.kind.probability(nodes, rows), 1e-12, 1 - 1e-12)
+        return p_hat * np.log(p_hat / p) + (1 - p_hat) * np.log((1 - p_hat) / (1 - p))
+
+    def expected_share(self, theta, columns, group: str | None = None) -> np.ndarray:
+        return self.kind.probability(theta, self.rows(group)[columns])
+
+# %% ../../nbs/science/08_adaptive.ipynb #7a1c0b03
+def item_bank(model) -> ItemBank:
+    "The bank of a right/wrong `CalibratedModel` or of a `PolytomousModel` (a bank is returned as it is)."
+    if isinstance(model, CalibratedModel):
+        return DichotomousBank(model)
+    from irt_nb.science.polytomous import PolytomousModel
+
+    if isinstance(model, PolytomousModel):
+        from irt_nb.science.polytomous_adaptive import PolytomousBank
+
+        return PolytomousBank(model)
+    if all(hasattr(model, name) for name in ("probabilities", "log_likelihood", "code")):
+        return model
+    raise TypeError(
+        f"an adaptive engine needs a CalibratedModel or a PolytomousModel, got {type(model).__name__}"
+    )
+
+# %% ../../nbs/science/08_adaptive.ipynb #bedf8c16
+class AdaptiveEngine:
+    "Update abilities answer by answer and choose the next items, for one calibrated model (right/wrong or polytomous)."
+
+    def __init__(
+        self,
+        model: CalibratedModel,  # or a PolytomousModel, or an `ItemBank`
+        content: dict | None = None,  # {item id: content area} for content balancing
+        exposure: dict | None = None,  # {item id: Sympson–Hetter K} (default 1: no control)
+        drift_sd: float = 0.5,  # widening of a calibrated ability's prior (see above)
+    ):
+        self.model, self.bank, self.drift_sd = model, item_bank(model), drift_sd
+        self.ids = list(self.bank.item_ids)
+        self.index = {item: j for j, item in enumerate(self.ids)}
+        self.z, weights = normal_quadrature(self.bank.n_quadrature)
+        self.log_w = np.log(weights)
+        self.content = (
+            None if content is None else np.array([str(content.get(i, "")) for i in self.ids])
+        )
+        self.exposure = np.array([float((exposure or {}).get(i, 1.0)) for i in self.ids])
+        self.b_range = self.bank.difficulty_range
+        self.considered = (
+            None  # counts of items reaching the exposure lottery (set while calibrating K)
+        )
+
+    @property
+    def kind(self):
+        "The item model of a right/wrong bank (for callers that compute P(right) themselves)."
+        return self.bank.kind
+
+    def rows(self, group: str | None = None) -> np.ndarray:
+        "Item rows of a right/wrong bank as a student of `group` meets them."
+        return self.bank.rows(group)
 
     def column(self, item_id: str, where: str = "item_id") -> int:
         j = self.index.get(str(item_id))
@@ -118,7 +224,7 @@ class AdaptiveEngine:
         self, theta: float | None = None, se: float | None = None, group: str | None = None
     ) -> StudentState:
         "A new state: the group's prior, or a calibrated ability θ̂ (SE se) widened by `drift_sd`."
-        prior = self.model.group(group)
+        prior = self.bank.group(group)
         if theta is None:
             center, scale = prior.mean, prior.sd
         else:
@@ -129,15 +235,24 @@ class AdaptiveEngine:
         return state.center + state.scale * self.z
 
     def record(
-        self, state: StudentState, item_id: str, correct: int, where: str = "item_id"
+        self, state: StudentState, item_id: str, response, where: str = "item_id"
     ) -> StudentState:
-        "Add one answer to the state (in place): the item's log P or log(1 − P) at the nodes."
+        "Add one answer (1/0, or the item's own score) to the state in place: log P(X = answer) at the nodes."
         j = self.column(item_id, where)
-        log_p, log_q = self.kind.log_probabilities(self.nodes(state), self.rows(state.group)[[j]])
-        state.log_post = state.log_post + (log_p[:, 0] if correct else log_q[:, 0])
+        code = self.bank.code(j, response)  # checked before the state changes
+        state.log_post = state.log_post + self.bank.log_likelihood(
+            self.nodes(state), j, code, state.group
+        )
         state.items.append(self.ids[j])
-        state.responses.append(int(bool(correct)))
+        state.responses.append(self.bank.response(j, code))
         return state
+
+    def draw(self, theta: float, item_id: str, rng: np.random.Generator) -> int:
+        "A simulated answer at ability θ: with u uniform, the highest k with u < P(X ≥ k | θ) (right: u < P)."
+        j = self.column(item_id)
+        p = self.bank.probabilities(theta, [j], None)[0][0, 0]
+        at_least = np.cumsum(p[::-1])[::-1][1:]
+        return self.bank.response(j, int((rng.random() < at_least).sum()))
 
     def posterior(self, state: StudentState) -> np.ndarray:
         "Normalised posterior weights at the nodes."
@@ -152,34 +267,38 @@ class AdaptiveEngine:
             return theta, float(np.sqrt(max(w @ nodes**2 - theta**2, 0.0)))
         if method not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {method!r}")
-        return self._newton(state, method)
+        return fisher_scoring(self, state, method)
 
-    def _newton(self, state: StudentState, method: str) -> tuple[float, float]:
-        "MAP (prior N(center, scale²)) or ML in [-6, 6]; ML with one kind of answer uses Dodd's step, as catsim does."
-        prior = 1 / state.scale**2 if method == "map" else 0.0
-        rows = self.rows(state.group)[[self.index[i] for i in state.items]]
-        x = np.asarray(state.responses, float)
-        if method == "ml" and (len(set(state.responses)) < 2):
-            return self._dodd(state), np.inf
-        theta = self.estimate(state)[0]
-        for _ in range(100):
-            p, slope = self.kind.probability_slope(theta, rows)
-            variance = np.clip(p * (1 - p), 1e-300, None)
-            grad = ((x - p[0]) * slope[0] / variance[0]).sum() - prior * (theta - state.center)
-            info = (slope[0] ** 2 / variance[0]).sum() + prior
-            step = float(np.clip(grad / info, -1, 1))
-            theta = float(np.clip(theta + step, -6, 6))
-            if abs(step) < 1e-10:
-                break
-        return theta, float(1 / np.sqrt(info))
+# %% ../../nbs/science/08_adaptive.ipynb #7a1c0b05
+def fisher_scoring(engine: AdaptiveEngine, state: StudentState, method: str) -> tuple[float, float]:
+    "MAP (prior N(center, scale²)) or ML in [-6, 6] from the EAP; ML with one-sided answers takes Dodd's step."
+    prior = 1 / state.scale**2 if method == "map" else 0.0
+    columns = [engine.index[i] for i in state.items]
+    codes = np.array(
+        [engine.bank.code(j, r) for j, r in zip(columns, state.responses, strict=True)], int
+    )
+    top = codes == engine.bank.n_categories[columns] - 1
+    if method == "ml" and (top.all() or (codes == 0).all()):
+        return dodd_step(state, top, engine.b_range), np.inf
+    theta, answered = engine.estimate(state)[0], np.arange(len(codes))
+    for _ in range(100):
+        p, slope = (t[0] for t in engine.bank.probabilities(theta, columns, state.group))
+        grad = (slope[answered, codes] / np.clip(p[answered, codes], 1e-300, None)).sum()
+        grad -= prior * (theta - state.center)
+        info = (slope**2 / np.clip(p, 1e-300, None)).sum() + prior
+        step = float(np.clip(grad / info, -1, 1))
+        theta = float(np.clip(theta + step, -6, 6))
+        if abs(step) < 1e-10:
+            break
+    return theta, float(1 / np.sqrt(info))
 
-    def _dodd(self, state: StudentState) -> float:
-        "Dodd's heuristic from the start: halfway to the hardest (all right) or easiest (all wrong) item, per answer."
-        theta = state.center
-        low, high = self.b_range
-        for right in state.responses:
-            theta = theta + (high - theta) / 2 if right else theta - (theta - low) / 2
-        return theta
+
+def dodd_step(state: StudentState, top: np.ndarray, b_range: tuple[float, float]) -> float:
+    "Dodd's heuristic from the start: per answer, halfway to the highest (`top`) or the lowest threshold."
+    theta, (low, high) = state.center, b_range
+    for up in top:
+        theta = theta + (high - theta) / 2 if up else theta - (theta - low) / 2
+    return theta
 
 # %% ../../nbs/science/08_adaptive.ipynb #3f70d135
 def _candidates(
@@ -214,7 +333,7 @@ def select_items(
     n: int = 1,  # how many items (the top n of the ranking, with exposure control)
     rng: np.random.Generator | None = None,  # randomesque and Sympson–Hetter draws
     k: int = 5,  # randomesque: choose among the top k
-    target: float = 0.7,  # target selector: the P(right) aimed at
+    target: float = 0.7,  # target selector: the P(right) (polytomous: share of the points) aimed at
     estimator: str = "eap",  # the estimate `mfi`, `kl` and `randomesque` use
     pool: list | None = None,  # only these items
     exclude: list | None = None,  # never these items
@@ -240,29 +359,31 @@ def select_items(
     return chosen
 
 
-def _choose(engine, state, candidates, area, selector, rng, k, target, belief) -> Choice:
-    "The best candidate by the selector, after randomesque and Sympson–Hetter; `belief` is (estimate, weights, nodes)."
+def _selector_scores(engine, state, candidates, selector, target, belief):
+    "Each candidate's information at the estimate, its value for the selector, and what that value is."
     theta, w, nodes = belief
-    rows = engine.rows(state.group)[candidates]
-    info = engine.kind.information(theta, rows)[0]
+    bank, group = engine.bank, state.group
+    info = bank.information(theta, candidates, group)[0]
     if selector in ("mfi", "randomesque"):
-        score, what = info, f"Fisher information at θ = {theta:.3f}"
-    elif selector == "pwi":
-        score, what = (
-            w @ engine.kind.information(nodes, rows),
-            "information averaged over the posterior",
-        )
-    elif selector == "kl":
-        p_hat = np.clip(engine.kind.probability(theta, rows)[0], 1e-12, 1 - 1e-12)
-        p_nodes = np.clip(engine.kind.probability(nodes, rows), 1e-12, 1 - 1e-12)
-        kl = p_hat * np.log(p_hat / p_nodes) + (1 - p_hat) * np.log((1 - p_hat) / (1 - p_nodes))
-        score, what = (
-            w @ kl,
+        return info, info, f"Fisher information at θ = {theta:.3f}"
+    if selector == "pwi":
+        value = w @ bank.information(nodes, candidates, group)
+        return info, value, "information averaged over the posterior"
+    if selector == "kl":
+        value = w @ bank.divergence(theta, nodes, candidates, group)
+        return (
+            info,
+            value,
             f"Kullback–Leibler information between θ = {theta:.3f} and the posterior",
         )
-    else:
-        expected = w @ engine.kind.probability(nodes, rows)
-        score, what = -np.abs(expected - target), f"expected P(right) closest to {target}"
+    share = w @ bank.expected_share(nodes, candidates, group)
+    what = "P(right)" if (bank.n_categories[candidates] == 2).all() else "share of the points"
+    return info, -np.abs(share - target), f"expected {what} closest to {target}"
+
+
+def _choose(engine, state, candidates, area, selector, rng, k, target, belief) -> Choice:
+    "The best candidate by the selector, after randomesque and Sympson–Hetter; `belief` is (estimate, weights, nodes)."
+    info, score, what = _selector_scores(engine, state, candidates, selector, target, belief)
     order = np.argsort(-score, kind="stable")
     if selector == "randomesque":
         top = order[: min(k, len(order))]
@@ -283,15 +404,20 @@ def _choose(engine, state, candidates, area, selector, rng, k, target, belief) -
         reason += f" in content area {area!r} (furthest below its share)"
     if pick != order[0]:
         reason += " after exposure control passed over more exposed items"
-    p_correct = float(w @ engine.kind.probability(nodes, rows[[pick]])[:, 0])
-    return Choice(engine.ids[j], float(score[pick]), p_correct, float(info[pick]), area, reason)
+    _, w, nodes = belief
+    p_pick = w @ engine.bank.probabilities(nodes, [j], state.group)[0][:, 0]  # (K,): posterior
+    p_correct = float(p_pick[1]) if engine.bank.n_categories[j] == 2 else None
+    return Choice(
+        engine.ids[j], float(score[pick]), p_correct, float(info[pick]), area, reason,
+        expected_score=float(p_pick @ engine.bank.scores[j]),
+    )  # fmt: skip
 
 # %% ../../nbs/science/08_adaptive.ipynb #05d4edc2
 @dataclass
 class Simulation:
     "Per student and step: the item given, the answer, the estimate and SE; and why each student stopped."
 
-    steps: pd.DataFrame  # student, step, item_id, correct, theta_hat, se, true_theta
+    steps: pd.DataFrame  # student, step, item_id, correct (or score), theta_hat, se, true_theta
     stops: pd.DataFrame  # student, length, reason, theta_hat, se, true_theta
 
     def exposure(self, n_students: int | None = None) -> pd.Series:
@@ -343,8 +469,7 @@ def simulate(
                     reason = "no items left"
                     break
                 item = choice[0].item_id
-            p = engine.kind.probability(theta, engine.rows()[[engine.index[item]]])[0, 0]
-            engine.record(state, item, rng.random() < p)
+            engine.record(state, item, engine.draw(theta, item, rng))
             estimate, se = engine.estimate(state, estimator)
             posterior_sd = se if estimator == "eap" else engine.estimate(state)[1]
             steps.append((s, state.n_answers, item, state.responses[-1], estimate, se, theta))
@@ -353,7 +478,8 @@ def simulate(
     return Simulation(
         pd.DataFrame(
             steps,
-            columns=["student", "step", "item_id", "correct", "theta_hat", "se", "true_theta"],
+            columns=["student", "step", "item_id", engine.bank.response_name]
+            + ["theta_hat", "se", "true_theta"],
         ),
         pd.DataFrame(
             stops, columns=["student", "length", "reason", "theta_hat", "se", "true_theta"]

@@ -15,7 +15,7 @@ from .calculation import CalibratedModel
 from ..serving.stores import normal_quadrature
 
 # %% auto #0
-__all__ = ['AbilityExplanation', 'explain_ability', 'explain_state']
+__all__ = ['AbilityExplanation', 'explain_ability', 'explain_state', 'explain_polytomous_state']
 
 # %% ../../nbs/science/02d_explain.ipynb #4b4b2c2e
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ def explain_ability(
 # %% ../../nbs/science/02d_explain.ipynb #6582a5c3
 def explain_state(model: CalibratedModel, state) -> AbilityExplanation:
     "The explanation of an adaptive student's served ability (`irt_nb.science.adaptive.StudentState`): their answers under their own prior."
+    if not isinstance(model, CalibratedModel):  # a polytomous model (see below)
+        return explain_polytomous_state(model, state)
     group = model.group(state.group)
     own = (state.center, state.scale) != (group.mean, group.sd)  # started at their calibrated θ̂
     return explain_ability(
@@ -130,4 +132,56 @@ def explain_state(model: CalibratedModel, state) -> AbilityExplanation:
         group=state.group,
         prior=(state.center, state.scale),
         prior_source="calibrated ability, widened" if own else "group prior",
+    )
+
+# %% ../../nbs/science/02d_explain.ipynb #411ba69e
+def explain_polytomous_state(model, state) -> AbilityExplanation:
+    "`explain_state` for a `PolytomousModel`'s student: each score's log P(X = score | θ) at the nodes."
+    from irt_nb.science.adaptive import item_bank
+
+    if not state.items:
+        raise ValueError("no answers to explain")
+    bank = item_bank(model)
+    z, weights = normal_quadrature(model.n_quadrature)
+    nodes, log_prior = state.center + state.scale * z, np.log(weights)
+    columns = [model.item_ids.index(item) for item in state.items]
+    codes = [bank.code(j, score) for j, score in zip(columns, state.responses, strict=True)]
+    terms = np.array(
+        [bank.log_likelihood(nodes, j, k) for j, k in zip(columns, codes, strict=True)]
+    )
+    log_post = log_prior + terms.sum(axis=0)
+    posterior = np.exp(log_post - log_post.max())
+    posterior /= posterior.sum()
+    theta = float(nodes @ posterior)
+    se = float(np.sqrt(max((nodes - theta) ** 2 @ posterior, 0.0)))
+    at_theta = np.array(
+        [
+            bank.log_likelihood(np.array([theta]), j, k)[0]
+            for j, k in zip(columns, codes, strict=True)
+        ]
+    )
+    table = pd.DataFrame(
+        {
+            "item_id": list(state.items),
+            "answer": [int(s) for s in state.responses],
+            "discrimination": model.discrimination[columns].astype(float),
+            "difficulty": [float(np.mean(model.thresholds()[j])) for j in columns],
+            "p_at_theta": np.exp(at_theta),
+            "term_at_theta": at_theta,
+        }
+    )
+    own = (state.center, state.scale) != (0.0, 1.0)
+    source = "calibrated ability, widened" if own else "group prior"
+    return AbilityExplanation(
+        state.center,
+        state.scale,
+        source,
+        None,
+        nodes,
+        log_prior,
+        table,
+        terms,
+        posterior,
+        theta,
+        se,
     )

@@ -85,6 +85,20 @@ def _narrowed(schema, values: dict):
         }
     return out
 
+
+def _scores_only(schema):
+    "A copy of `schema` whose answers and outcomes give `score` only (a polytomous model: `correct` is for 0/1 items)."
+    if isinstance(schema, list):
+        return [_scores_only(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _scores_only(v) for k, v in schema.items()}
+    if "correct" in out.get("properties", {}) and "score" in out["properties"]:
+        out["properties"] = {k: v for k, v in out["properties"].items() if k != "correct"}
+        if "oneOf" in out:
+            out["oneOf"] = [b for b in out["oneOf"] if "correct" not in b.get("required", [])]
+    return out
+
 # %% ../../../nbs/serving/api/07_app.ipynb #83aa4679
 _ERRORS = (
     (400, "malformed JSON"),
@@ -134,8 +148,11 @@ def openapi_document(
         values = {"item-ids": item_ids, "item-id": item_ids, "answers": item_ids}
         values |= {"group": groups or None, "content-areas": sorted(areas or [])}
         values |= {"scores": scores, "score": scores}
+        narrow = (
+            _narrowed if scores in (None, [0, 1]) else lambda s, v: _scores_only(_narrowed(s, v))
+        )
         components = {
-            name: _narrowed(s, values) if name.endswith("_request") else s
+            name: narrow(s, values) if name.endswith("_request") else s
             for name, s in components.items()
         }
     if not areas:  # without content areas the server refuses `content`: so does the document

@@ -17,8 +17,6 @@ from irt_nb.science.polytomous import (
 )
 from ...science.score_tables import polytomous_score_table
 from irt_nb.serving.api.core import (
-    AdaptiveSettings,
-    ApiError,
     ModelService,
     Residuals,
     Score,
@@ -144,10 +142,6 @@ class PolytomousService(PolytomousItems):
             "scale": None,
             "table": table,
         }
-
-    def adaptive(self, settings: AdaptiveSettings):
-        detail = ["adaptive sessions with polytomous items are not served yet"]
-        raise ApiError(status=501, error="not_available", detail=detail)
 
 # %% ../../../nbs/serving/api/08_polytomous.ipynb #7f4cf9d7
 def service_for(model) -> ModelService:

@@ -939,6 +939,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'irt_nb/science/scoring.py'),
                                         'irt_nb.science.scoring._person_derivatives': ( 'science/scoring.html#_person_derivatives',
                                                                                         'irt_nb/science/scoring.py'),
+                                        'irt_nb.science.scoring._polytomous_scores': ( 'science/scoring.html#_polytomous_scores',
+                                                                                       'irt_nb/science/scoring.py'),
                                         'irt_nb.science.scoring.align_responses': ( 'science/scoring.html#align_responses',
                                                                                     'irt_nb/science/scoring.py'),
                                         'irt_nb.science.scoring.item_fit': ('science/scoring.html#item_fit', 'irt_nb/science/scoring.py'),

@@ -34,6 +34,29 @@ class PersonScores:
     )  # (n_persons,) bool: ML estimate held at ±theta_bound (all right / all wrong)
 
 # %% ../../nbs/science/02a_scoring.ipynb #642f7cfb
+def _polytomous_scores(model, responses, method: str, theta_bound: float, group) -> PersonScores:
+    "`score_persons` for a `PolytomousModel` (irt_nb.science.polytomous): answers are the items' own scores."
+    import pandas as pd
+
+    from irt_nb.science.polytomous import encode_with_model, score_polytomous
+
+    if group not in (None, "all"):
+        raise ValueError(f"unknown group {group!r}; a polytomous model has one group, 'all'")
+    if isinstance(responses, pd.DataFrame):
+        frame = responses.reset_index(drop=True)
+    else:
+        values = np.asarray(responses, float)
+        if values.ndim != 2 or values.shape[1] != len(model.item_ids):
+            raise ValueError(f"responses need {len(model.item_ids)} columns, the model's items")
+        frame = pd.DataFrame(values, columns=list(model.item_ids))
+    frame = frame.assign(_row=np.arange(1, len(frame) + 1))
+    scored, _ = encode_with_model(model, frame, "_row")
+    found = score_polytomous(model, scored, method=method, theta_bound=theta_bound)
+    return PersonScores(
+        found.theta.to_numpy(), found.se.to_numpy(), method, found.at_bound.to_numpy()
+    )
+
+
 def _person_derivatives(model: CalibratedModel, rows, theta, x, m):
     "Gradient and information (Fisher) of each person's log-likelihood at `theta` under item rows `rows`."
     p, slope = model.kind.probability_slope(theta, rows)
@@ -54,6 +77,10 @@ def score_persons(
     "Abilities and standard errors of the persons in `responses` under the item parameters of `model` (and their group's prior)."
     if method not in ("eap", "map", "ml"):
         raise ValueError(f"method must be 'eap', 'map' or 'ml', got {method!r}")
+    if not isinstance(
+        model, CalibratedModel
+    ):  # a polytomous model: answers in the items' own scores
+        return _polytomous_scores(model, responses, method, theta_bound, group)
     codes = response_codes_allow_empty_items(responses, len(model.item_ids))
     if group is not None and not isinstance(group, str):  # one group per person: score each group
         labels = np.asarray(group).astype(str)

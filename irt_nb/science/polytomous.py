@@ -584,8 +584,9 @@ def _polytomous_model(scored, data: EMData, vector, covariance, **fit) -> Polyto
     thresholds_se = None
     if covariance is not None:
         thresholds_se = tuple(
-            _threshold_se(kind, *layout.item_params(vector, j),
-                          covariance[np.ix_(layout.item_slots(j), layout.item_slots(j))])
+            np.zeros(layout.n_categories[j] - 1) if data.fixed[layout.item_slots(j)].all()  # an anchor
+            else _threshold_se(kind, *layout.item_params(vector, j),
+                               covariance[np.ix_(layout.item_slots(j), layout.item_slots(j))])
             for j, kind in enumerate(layout.kinds)
         )  # fmt: skip
     answered = scored.codes != MISSING_CODE

@@ -58,6 +58,15 @@ def _add_polytomous(registry, args: argparse.Namespace) -> str:
             f"{args.model}: --data measures a polytomous model's held-out quality; a right/wrong "
             "calibration is registered with its quality and settings by irt-nb fit --registry"
         )
+    ignored = [
+        f"--{n.replace('_', '-')}"
+        for n in ("exam", "subject", "since", "until", "data_policy")
+        if getattr(args, n)
+    ]
+    if ignored:  # read from a CSV or Parquet file of scores, which these do not filter
+        raise ValueError(
+            f"{', '.join(ignored)}: not for a polytomous model's answers (a CSV or Parquet file)"
+        )
     frame, id_column = _polytomous_answers(args)
     scored, _ = encode_with_model(model, frame, id_column)
     answers = {"answers": _absolute(str(args.source)), "wide": bool(args.wide)}

@@ -483,3 +483,203 @@ def test_the_registry_works_on_object_storage(sample):
             assert version == v1 and info["version"] == v1
         listed = registry_cli("list", url, *flags)
         assert v1 in listed.stdout and "current" in listed.stdout
+
+
+# Polytomous versions: a GRM calibration through add, the gate, canary, rollback and `serve --registry`.
+
+
+@pytest.fixture(scope="module")
+def grm_files(tmp_path_factory):
+    "2,000 students' scores 0-3 on 8 GRM items whose slopes differ (0.5 to 2.5), as a wide CSV; its GRM and GPCM fits."
+    from irt_nb.science.polytomous_report import simulate_scores
+
+    folder = tmp_path_factory.mktemp("polytomous")
+    rng = np.random.default_rng(3)
+    slopes = rng.permutation(np.linspace(0.5, 2.5, 8))
+    steps = np.sort(rng.normal(0, 1, (8, 3)), axis=1)
+    wide = simulate_scores(
+        kind="grm", discrimination=slopes, intercepts=[-a * b for a, b in zip(slopes, steps, strict=True)],
+        n_persons=2000, seed=1, missing=0.1,
+    )  # fmt: skip
+    wide.to_csv(folder / "scores.csv", index=False)
+    for kind in ("grm", "gpcm"):
+        fitted = run(
+            "irt-nb", "fit", folder / "scores.csv", "--wide", "--model", kind,
+            "--out", folder / f"{kind}.json", "--quiet",
+        )  # fmt: skip
+        assert fitted.returncode == 0, fitted.stderr
+    return folder
+
+
+def add_polytomous(registry, model, data, reason, *options):
+    "`irt-nb models add MODEL REGISTRY --data DATA --wide`: the version id."
+    added = registry_cli(
+        "add", model, registry, "--reason", reason, "--data", data, "--wide", *options
+    )
+    assert added.returncode == 0, added.stderr
+    return added.stdout.split()[2].rstrip(",")
+
+
+def test_a_grm_calibration_is_promoted_and_degraded_ones_are_refused_with_their_reason(
+    grm_files, tmp_path
+):
+    from irt_nb.science.polytomous import load_polytomous_model, polytomous_to_dict
+
+    registry = Registry(tmp_path / "registry")
+    data = grm_files / "scores.csv"
+    g1 = add_polytomous(registry.url, grm_files / "grm.json", data, "GRM spring")
+    metrics = registry.version(g1).metrics
+    assert (
+        registry.version(g1).provenance["model"] == "grm"
+        and metrics["holdout_outcome"] == "category"
+    )
+    # the GRM's held-out category log-loss beats the PCM's on the same split (its items' slopes differ)
+    assert metrics["simpler_model"] == "pcm" and 1300 < metrics["n_holdout"] < 1600
+    assert metrics["holdout_logloss"] < metrics["simpler_holdout_logloss"] - 0.02, metrics
+    promoted = registry_cli("promote", registry.url, g1)
+    assert promoted.returncode == 0, promoted.stderr
+    record = gates(registry, g1)[-1]
+    assert record["promoted"] and [c["check"] for c in record["checks"]] == [
+        "converged", "parameters", "simpler model",
+    ]  # fmt: skip
+    simpler = record["checks"][2]["detail"]
+    print(f"GRM {g1}: {simpler}")
+    assert simpler.startswith(
+        f"held-out log-loss {metrics['holdout_logloss']:.4f} vs {metrics['simpler_holdout_logloss']:.4f} for the pcm"
+    ), simpler
+    # degraded candidates: every location +1.0, one slope run away, a fit stopped after 2 iterations,
+    # and a GPCM on 200 students of PCM data (one common slope): its own slopes fit noise
+    model = load_polytomous_model(grm_files / "grm.json")
+    doc = polytomous_to_dict(model)
+    for item in doc["items"]:
+        item["intercepts"] = [d - item["discrimination"] for d in item["intercepts"]]
+        item["thresholds"] = [b + 1.0 for b in item["thresholds"]]
+    (tmp_path / "shifted.json").write_text(json.dumps(doc))
+    doc = polytomous_to_dict(model)
+    doc["items"][3]["discrimination"] *= 12 / doc["items"][3]["discrimination"]
+    doc["items"][3]["thresholds"] = [-d / 12 for d in doc["items"][3]["intercepts"]]
+    (tmp_path / "runaway.json").write_text(json.dumps(doc))
+    capped = run(
+        "irt-nb", "fit", data, "--wide", "--model", "grm", "--max-iter", "2",
+        "--out", tmp_path / "capped.json", "--quiet",
+    )  # fmt: skip
+    assert capped.returncode == 0, capped.stderr
+    from irt_nb.science.polytomous_report import simulate_scores
+
+    rng = np.random.default_rng(5)
+    pcm = simulate_scores(
+        kind="pcm", discrimination=[1.0] * 12, intercepts=[np.cumsum(-rng.normal(0, 1, 3)) for _ in range(12)],
+        n_persons=200, seed=2,
+    )  # fmt: skip
+    pcm.to_csv(tmp_path / "few.csv", index=False)
+    few = run(
+        "irt-nb",
+        "fit",
+        tmp_path / "few.csv",
+        "--wide",
+        "--model",
+        "gpcm",
+        "--out",
+        tmp_path / "few.json",
+        "--quiet",
+    )
+    assert few.returncode == 0, few.stderr
+    expected = {
+        add_polytomous(registry.url, tmp_path / "shifted.json", data, "shifted"): "scale: 8 shared items: mean location shift +1.000",
+        add_polytomous(registry.url, tmp_path / "runaway.json", data, "runaway"): f"parameters: items beyond |a| 10 or |d| 30: ['{model.item_ids[3]}']",
+        add_polytomous(registry.url, tmp_path / "capped.json", data, "capped"): "converged: did not converge in 2 iterations",
+        add_polytomous(registry.url, tmp_path / "few.json", tmp_path / "few.csv", "200 students", "--holdout", "0.2"): "simpler model: held-out log-loss",
+    }  # fmt: skip
+    for version, reason in expected.items():
+        refused = registry_cli("promote", registry.url, version)
+        assert refused.returncode == 1 and reason in refused.stderr, (reason, refused.stderr)
+        print(refused.stderr.strip())
+        assert registry.pointer()["current"] == g1
+        decision = json.loads(registry_cli("show", registry.url, version).stdout)["gates"][-1]
+        assert decision["promoted"] is False and reason.split(":")[0] in {
+            c["check"] for c in decision["checks"] if not c["passed"]
+        }
+    few_metrics = registry.version(list(expected)[-1]).metrics
+    assert few_metrics["holdout_logloss"] > few_metrics["simpler_holdout_logloss"] + 0.001, (
+        few_metrics
+    )
+
+
+def test_a_polytomous_version_replaces_a_right_wrong_one_comparing_only_items_of_its_kind(
+    grm_files, tmp_path
+):
+    "The same item ids scored right/wrong (score ≥ 2) in the current version: allowed, said in the gate's detail."
+    from irt_nb.science.polytomous import load_polytomous_model
+
+    wide = pd.read_csv(grm_files / "scores.csv")
+    model = load_polytomous_model(grm_files / "grm.json")
+    codes = np.where(wide[list(model.item_ids)].isna(), -1, wide[list(model.item_ids)] >= 2).astype(
+        np.int8
+    )
+    right_wrong = replace(fit_irt(codes, progress=False), item_ids=list(model.item_ids))
+    registry = Registry(tmp_path / "registry")
+    v1 = register_calibration(registry, right_wrong, codes, {"model": "2pl"}, "right/wrong")
+    assert registry_cli("promote", registry.url, v1).returncode == 0
+    g1 = add_polytomous(registry.url, grm_files / "grm.json", grm_files / "scores.csv", "GRM")
+    promoted = registry_cli("promote", registry.url, g1)
+    assert promoted.returncode == 0, promoted.stderr
+    assert (
+        "pass scale: no shared item of the same kind; 8 shared items of another kind not compared"
+        in promoted.stdout
+    )
+    assert "over category scores vs" in promoted.stdout and "not comparable" in promoted.stdout
+    print(promoted.stdout)
+    back = registry_cli("rollback", registry.url)
+    assert back.returncode == 0 and registry.pointer()["current"] == v1
+
+
+def _probabilities(base: str, items: list[str]) -> str:
+    request = urllib.request.Request(
+        base + "/v1/probabilities",
+        data=json.dumps({"theta": 0.4, "items": items}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        body = json.loads(reply.read())
+        assert len(body["probabilities"][0]["category_probabilities"]) == 4
+        return reply.headers["x-model-version"]
+
+
+def test_serve_registry_serves_a_polytomous_version_through_canary_promotion_and_rollback(
+    grm_files, tmp_path
+):
+    registry = Registry(tmp_path / "registry")
+    data = grm_files / "scores.csv"
+    g1 = add_polytomous(registry.url, grm_files / "grm.json", data, "GRM")
+    g2 = add_polytomous(registry.url, grm_files / "gpcm.json", data, "GPCM")
+    assert registry_cli("promote", registry.url, g1).returncode == 0
+    items = [f"item{j:02d}" for j in range(1, 9)]
+    with serving(registry) as server:
+        version, info = get(server.base)
+        assert (version, info["version"], info["model"], info["n_items"]) == (g1, g1, "grm", 8)
+        canary = registry_cli("canary", registry.url, g2, "--fraction", "1")
+        assert canary.returncode == 0, canary.stderr
+        deadline = time.monotonic() + 60
+        while _probabilities(server.base, items) != g2:  # each worker follows the pointer
+            assert time.monotonic() < deadline, "no worker serves the canary"
+        for _ in range(150):
+            _probabilities(server.base, items)
+        deadline = time.monotonic() + 60  # workers write their canary records every half second
+        while (record := canary_report(registry, g2) or {"n_compared": 0})["n_compared"] < 100:
+            assert time.monotonic() < deadline, f"canary record stuck at {record['n_compared']}"
+            time.sleep(0.1)
+        # the GRM and the GPCM fitted to the same answers: expected scores close, not equal
+        assert 0 < record["mean_abs_dp"] < 0.05, record
+        print(f"canary GPCM {g2}: {record}")
+        promoted = registry_cli("promote", registry.url, g2, "--require-canary")
+        assert promoted.returncode == 0, promoted.stderr
+        assert "pass canary" in promoted.stdout
+        wait_for_workers(server.base, g2)
+        assert get(server.base)[1]["model"] == "gpcm"
+        assert registry_cli("rollback", registry.url).returncode == 0
+        wait_for_workers(server.base, g1)
+        version, info = get(server.base)
+        assert (version, info["model"], info["canary"]) == (g1, "grm", None)
+    assert [h["action"] for h in registry.pointer()["history"]] == [
+        "promote", "canary", "promote", "rollback",
+    ]  # fmt: skip

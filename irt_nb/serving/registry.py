@@ -18,10 +18,20 @@ import numpy as np
 
 from ..science.calculation import CalibratedModel, fit_irt
 from ..science.model_file import load_model, model_from_dict, save_model, write_atomic
+from irt_nb.science.polytomous import (
+    POLYTOMOUS_KINDS,
+    PolytomousModel,
+    PolytomousSettings,
+    ScoredResponses,
+    eap_abilities,
+    fit_polytomous,
+    polytomous_from_dict,
+    save_polytomous_model,
+)
 from ..science.scoring import score_persons
 
 # %% auto #0
-__all__ = ['EMPTY_POINTER', 'SIMPLER', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'split_answers', 'predictive_logloss', 'slice_quality', 'holdout_metrics', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify']
+__all__ = ['EMPTY_POINTER', 'SIMPLER', 'POLYTOMOUS_SIMPLER', 'POLYTOMOUS_LIMITS', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'is_polytomous', 'model_from_document', 'read_model', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'split_answers', 'predictive_logloss', 'slice_quality', 'holdout_metrics', 'split_scores', 'held_out_probabilities', 'polytomous_holdout_metrics', 'parameter_problems', 'item_locations', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify', 'register_polytomous']
 
 # %% ../../nbs/serving/06_registry.ipynb #cd8cde95
 EMPTY_POINTER = {"current": None, "canary": None, "history": []}
@@ -62,6 +72,34 @@ def environment() -> dict:
         "packages_sha256": hashlib.sha256("\n".join(packages).encode()).hexdigest(),
         "python": platform.python_version(),
     }
+
+# %% ../../nbs/serving/06_registry.ipynb #733792b2
+def is_polytomous(doc) -> bool:
+    "Whether a model file document holds items scored in categories: its `model` is grm, gpcm, pcm or mixed."
+    return isinstance(doc, dict) and doc.get("model") in (*POLYTOMOUS_KINDS, "mixed")
+
+
+def model_from_document(doc: dict, where: str, folder: Path) -> CalibratedModel | PolytomousModel:
+    "The checked model of a model file document of either kind (`folder`: where its abilities sidecar is)."
+    if is_polytomous(doc):
+        return polytomous_from_dict(doc, where=where)
+    return model_from_dict(doc, where, folder)
+
+
+def _refuse_constant(constant: str):
+    raise ValueError(f"{constant} is not allowed")
+
+
+def read_model(path: str | Path) -> CalibratedModel | PolytomousModel:
+    "A model file of either kind, checked; an unreadable file raises as `load_model` says it."
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except (OSError, ValueError):
+        doc = None
+    if not is_polytomous(doc):
+        return load_model(path)  # right/wrong items, or not readable: load_model names the problem
+    return polytomous_from_dict(doc, where=f"model file {path}")
 
 # %% ../../nbs/serving/06_registry.ipynb #32c54ab2
 @dataclass(frozen=True)
@@ -117,9 +155,9 @@ class Registry:
         "Register the model file at `model_path` (and its sidecar); returns the version id."
         model_path = Path(model_path)
         doc = json.loads(model_path.read_text(encoding="utf-8"))
-        model = model_from_dict(
+        model = model_from_document(
             doc, f"model file {model_path}", model_path.parent
-        )  # only a valid one
+        )  # only a valid one, of either kind
         vid = version_id(doc)
         if self.fs.exists(self._path("versions", vid, "model.json")):
             return vid
@@ -132,7 +170,7 @@ class Registry:
             "reason": reason,
             "provenance": {
                 "data_fingerprint": model.data_fingerprint,
-                "model": model.model,
+                "model": doc["model"],
                 "environment": environment(),
                 "registered_by": getpass.getuser(),
                 "host": platform.node(),
@@ -140,7 +178,7 @@ class Registry:
             },
             "metrics": {
                 "converged": model.converged,
-                "loglik": model.loglik,
+                "loglik": doc["loglik"],
                 "n_persons": model.n_persons,
                 "n_items": len(model.item_ids),
                 **(metrics or {}),
@@ -174,11 +212,11 @@ class Registry:
             raise ValueError(f"{self.url}: {what} version {vid!r}; versions: {known}")
         return matches[0]
 
-    def load(self, vid: str) -> CalibratedModel:
+    def load(self, vid: str) -> CalibratedModel | PolytomousModel:
         "The model of a version, checked (a corrupt file raises, naming what is wrong)."
         folder = self._path("versions", vid)
         if self.local:
-            return load_model(Path(folder) / "model.json")
+            return read_model(Path(folder) / "model.json")
         cache = (
             Path(tempfile.gettempdir())
             / "irt_nb-registry"
@@ -195,7 +233,7 @@ class Registry:
         for stale in cache.glob("*.arrow"):  # a sidecar an erasure replaced: gone here too
             if stale.name not in names:
                 stale.unlink(missing_ok=True)
-        return load_model(cache / "model.json")
+        return read_model(cache / "model.json")
 
     def pointer(self) -> dict:
         "The pointer: current version, canary, history."
@@ -377,6 +415,131 @@ def holdout_metrics(
         "holdout_seed": seed,
     }
 
+# %% ../../nbs/serving/06_registry.ipynb #8d507df3
+POLYTOMOUS_SIMPLER = {"grm": "pcm", "gpcm": "pcm", "2pl": "pcm", "pcm": "category frequencies"}
+
+
+def split_scores(scored: ScoredResponses, share: float = 0.1, seed: int = 0):
+    "`split_answers` of answers in categories, each item's every score kept in training: (training, rows, cols, held)."
+    codes = scored.codes
+    training, rows, cols, held = split_answers(codes, share, seed)
+    values = codes[rows, cols]
+    for j, categories in enumerate(scored.categories):
+        for k in range(len(categories)):
+            spare = np.flatnonzero(held & (cols == j) & (values == k))
+            if len(spare) and not (training[:, j] == k).any():
+                held[spare[0]] = False
+                training[rows[spare[0]], j] = k
+    kept = ScoredResponses(training, scored.categories, scored.item_ids, scored.person_ids)
+    return kept, rows, cols, held
+
+
+def held_out_probabilities(
+    model: PolytomousModel | None,  # None: each item's category shares in the training answers
+    training: ScoredResponses,
+    codes: np.ndarray,  # (n_persons, n_items) all the answers' category codes, -1 missing
+    rows: np.ndarray,
+    cols: np.ndarray,
+    held: np.ndarray,  # over (rows, cols): the held-out cells
+) -> np.ndarray:
+    "P(X = the held-out score) of each held-out cell, ability scored (EAP) from the training answers."
+    r, c = rows[held], cols[held]
+    observed, p = codes[r, c], np.empty(len(r))
+    theta = None if model is None else eap_abilities(model, training, model.n_quadrature).theta
+    for j in np.unique(c):
+        at = c == j
+        if model is None:
+            answered = training.codes[:, j][training.codes[:, j] >= 0]
+            shares = np.bincount(answered, minlength=len(training.categories[j])) / len(answered)
+            p[at] = shares[observed[at]]
+        else:
+            table = model.category_probabilities(theta.to_numpy()[r[at]], j)
+            p[at] = table[np.arange(at.sum()), observed[at]]
+    return np.clip(p, 1e-12, 1.0)  # a GRM's P can reach 0 where boundaries cross
+
+# %% ../../nbs/serving/06_registry.ipynb #cc12a759
+def polytomous_holdout_metrics(
+    scored: ScoredResponses,  # (n_persons, n_items) category codes, -1 not answered
+    kinds: dict[str, str]
+    | str = "grm",  # each item's kind (a model's item_ids → kinds), or one for all
+    share: float = 0.1,  # of the answered cells, held out
+    seed: int = 0,
+    settings: PolytomousSettings | None = None,  # the fits' (default: no standard errors)
+) -> dict:
+    "Category log-loss on a held-out share of the answers, predicted by `kinds` fitted on the rest, and by the simpler model."
+    training, rows, cols, held = split_scores(scored, share, seed)
+    settings = settings or PolytomousSettings(standard_errors=False)
+    kinds = {i: kinds for i in scored.item_ids} if isinstance(kinds, str) else kinds
+    refit = {i: "gpcm" if k == "2pl" else k for i, k in kinds.items()}  # a 2PL: a GPCM of two
+    model = fit_polytomous(training, model="grm", item_models=refit, settings=settings)
+    all_pcm = all(k == "pcm" for k in model.kinds)
+    simpler = "category frequencies" if all_pcm else "pcm"
+    simpler_fit = None if all_pcm else fit_polytomous(training, model="pcm", settings=settings)
+
+    def loss(fitted) -> float:
+        p = held_out_probabilities(fitted, training, scored.codes, rows, cols, held)
+        return float(-np.mean(np.log(p)))
+
+    return {
+        "holdout_outcome": "category",  # the log-loss is over each item's scores, not right/wrong
+        "holdout_logloss": loss(model),
+        "n_holdout": int(held.sum()),
+        "holdout_share": share,
+        "simpler_model": simpler,
+        "simpler_holdout_logloss": loss(simpler_fit),
+        "holdout_seed": seed,
+        "holdout_kinds": sorted(set(model.kinds)),
+    }
+
+# %% ../../nbs/serving/06_registry.ipynb #7feab72f
+POLYTOMOUS_LIMITS = (
+    10.0,
+    30.0,
+)  # |a|, |d|: the right/wrong engine's bounds (irt_nb.science.item_models)
+
+
+def parameter_problems(model: CalibratedModel | PolytomousModel) -> list[str]:
+    "What is wrong with a model's item parameters (empty: nothing): items at the engine's bounds, GRM thresholds out of order."
+    if isinstance(model, CalibratedModel):
+        bounds = np.asarray(model.kind.bounds) * (1 - 1e-6)
+        at = np.flatnonzero((np.abs(model.item_params) >= bounds).any(axis=1))
+        return (
+            [f"items at the engine's bounds: {[model.item_ids[j] for j in at]}"] if len(at) else []
+        )
+    a_max, d_max = POLYTOMOUS_LIMITS
+    beyond = [
+        item
+        for item, a, d in zip(model.item_ids, model.discrimination, model.intercepts, strict=True)
+        if abs(a) >= a_max or np.abs(d).max() >= d_max
+    ]
+    unordered = [
+        item
+        for item, kind, b in zip(model.item_ids, model.kinds, model.thresholds(), strict=True)
+        if kind == "grm" and np.any(np.diff(b) <= 0)
+    ]
+    return [f"items beyond |a| {a_max:g} or |d| {d_max:g}: {beyond}"] * bool(beyond) + [
+        f"GRM items with thresholds out of order: {unordered}"
+    ] * bool(unordered)
+
+
+def item_locations(model: CalibratedModel | PolytomousModel) -> dict[str, tuple[str, float]]:
+    "Each item's kind of location and its location: a right/wrong difficulty, a polytomous item's mean threshold."
+    if isinstance(model, CalibratedModel):
+        return {
+            i: ("right/wrong", float(b))
+            for i, b in zip(model.item_ids, model.difficulty, strict=True)
+        }
+    found = {}
+    for item, kind, scores, b in zip(
+        model.item_ids, model.kinds, model.categories, model.thresholds(), strict=True
+    ):
+        family = {"2pl": "right/wrong", "grm": "GRM"}.get(kind, "GPCM/PCM")
+        found[item] = (
+            family if kind == "2pl" else f"{family} scores {list(scores)}",
+            float(np.mean(b)),
+        )
+    return found
+
 # %% ../../nbs/serving/06_registry.ipynb #0389678f
 @dataclass(frozen=True)
 class GateTolerances:
@@ -384,7 +547,9 @@ class GateTolerances:
 
     logloss: float = 0.02
     auc: float = 0.02
-    item_shift: float = 0.5  # largest change of a shared item's difficulty
+    item_shift: float = (
+        0.5  # largest change of a shared item's difficulty (polytomous: mean threshold)
+    )
     mean_shift: float = 0.25  # change of the shared items' mean difficulty
     canary_requests: int = 100
     canary_dp: float = 0.05  # mean |difference| of the probabilities served by the two versions
@@ -395,9 +560,9 @@ class GateTolerances:
 
 
 def gate_checks(
-    candidate: CalibratedModel,
+    candidate: CalibratedModel | PolytomousModel,
     metrics: dict,
-    current: CalibratedModel | None,
+    current: CalibratedModel | PolytomousModel | None,
     current_metrics: dict | None,
     canary: dict | None,
     require_canary: bool,
@@ -413,20 +578,12 @@ def gate_checks(
             else f"did not converge in {candidate.n_iterations} iterations",
         }
     ]
-    params = candidate.item_params
-    at_bound = [
-        candidate.item_ids[j]
-        for j in np.flatnonzero(
-            (np.abs(params) >= np.asarray(candidate.kind.bounds) * (1 - 1e-6)).any(axis=1)
-        )
-    ]
+    problems = parameter_problems(candidate)
     checks.append(
         {
             "check": "parameters",
-            "passed": not at_bound,
-            "detail": f"items at the engine's bounds: {at_bound}"
-            if at_bound
-            else "all finite, none at a bound",
+            "passed": not problems,
+            "detail": "; ".join(problems) if problems else "all finite, none at a bound",
         }
     )
     if "simpler_holdout_logloss" in metrics:  # versions registered without one are not checked
@@ -447,17 +604,7 @@ def gate_checks(
         and "holdout_logloss" in metrics
         and "holdout_logloss" in current_metrics
     ):
-        worse_ll = metrics["holdout_logloss"] - current_metrics["holdout_logloss"]
-        worse_auc = current_metrics["holdout_auc"] - metrics["holdout_auc"]
-        passed = worse_ll <= tol.logloss and worse_auc <= tol.auc
-        checks.append(
-            {
-                "check": "quality",
-                "passed": passed,
-                "detail": f"held-out log-loss {metrics['holdout_logloss']:.4f} vs {current_metrics['holdout_logloss']:.4f}, "
-                f"AUC {metrics['holdout_auc']:.4f} vs {current_metrics['holdout_auc']:.4f} (tolerances {tol.logloss}, {tol.auc})",
-            }
-        )
+        checks.append(_quality_check(metrics, current_metrics, tol))
     elif current is not None:
         checks.append(
             {
@@ -467,20 +614,7 @@ def gate_checks(
             }
         )
     if current is not None:
-        shared = sorted(set(candidate.item_ids) & set(current.item_ids))
-        if shared:
-            new = dict(zip(candidate.item_ids, candidate.difficulty, strict=True))
-            old = dict(zip(current.item_ids, current.difficulty, strict=True))
-            shifts = {i: new[i] - old[i] for i in shared}
-            moved = [i for i, s in shifts.items() if abs(s) > tol.item_shift]
-            mean = float(np.mean(list(shifts.values())))
-            checks.append(
-                {
-                    "check": "scale",
-                    "passed": not moved and abs(mean) <= tol.mean_shift,
-                    "detail": f"{len(shared)} shared items: mean difficulty shift {mean:+.3f}, moved beyond {tol.item_shift}: {moved}",
-                }
-            )
+        checks.extend(_scale_check(candidate, current, tol))
     if require_canary:
         n, dp = (canary or {}).get("n_compared", 0), (canary or {}).get("mean_abs_dp")
         passed = n >= tol.canary_requests and dp is not None and dp <= tol.canary_dp
@@ -492,6 +626,60 @@ def gate_checks(
             }
         )
     return checks
+
+# %% ../../nbs/serving/06_registry.ipynb #2db57f18
+def _quality_check(metrics: dict, current_metrics: dict, tol: GateTolerances) -> dict:
+    "Held-out log-loss (and AUC, right/wrong) against the current version's, when both are over the same outcome."
+    outcome, current_outcome = (
+        m.get("holdout_outcome", "right/wrong") for m in (metrics, current_metrics)
+    )
+    new, old = metrics["holdout_logloss"], current_metrics["holdout_logloss"]
+    if outcome != current_outcome:
+        return {
+            "check": "quality",
+            "passed": True,
+            "detail": f"held-out log-loss {new:.4f} over {outcome} scores vs {old:.4f} over {current_outcome} "
+            "answers: not comparable, not judged (the simpler-model check judges the candidate)",
+        }
+    if "holdout_auc" not in metrics or "holdout_auc" not in current_metrics:
+        return {
+            "check": "quality",
+            "passed": new - old <= tol.logloss,
+            "detail": f"held-out {outcome} log-loss {new:.4f} vs {old:.4f} (tolerance {tol.logloss})",
+        }
+    worse_auc = current_metrics["holdout_auc"] - metrics["holdout_auc"]
+    return {
+        "check": "quality",
+        "passed": new - old <= tol.logloss and worse_auc <= tol.auc,
+        "detail": f"held-out log-loss {new:.4f} vs {old:.4f}, "
+        f"AUC {metrics['holdout_auc']:.4f} vs {current_metrics['holdout_auc']:.4f} (tolerances {tol.logloss}, {tol.auc})",
+    }
+
+
+def _scale_check(candidate, current, tol: GateTolerances) -> list[dict]:
+    "Shared items' location shifts, items of the same kind only (none shared: no check)."
+    new, old = item_locations(candidate), item_locations(current)
+    shared = sorted(set(new) & set(old))
+    same = [i for i in shared if new[i][0] == old[i][0]]
+    other = [i for i in shared if new[i][0] != old[i][0]]
+    left_out = (
+        f"; {len(other)} shared items of another kind not compared: {other[:10]}" if other else ""
+    )
+    if not same:
+        detail = f"no shared item of the same kind{left_out}"
+        return [{"check": "scale", "passed": True, "detail": detail}] if other else []
+    shifts = {i: new[i][1] - old[i][1] for i in same}
+    moved = [i for i, s in shifts.items() if abs(s) > tol.item_shift]
+    mean = float(np.mean(list(shifts.values())))
+    what = "difficulty" if all(new[i][0] == "right/wrong" for i in same) else "location"
+    return [
+        {
+            "check": "scale",
+            "passed": not moved and abs(mean) <= tol.mean_shift,
+            "detail": f"{len(same)} shared items: mean {what} shift {mean:+.3f}, moved beyond {tol.item_shift}: {moved}"
+            + left_out,
+        }
+    ]
 
 # %% ../../nbs/serving/06_registry.ipynb #1cb68c22
 def _slice_check(metrics: dict, tol: GateTolerances) -> dict:
@@ -677,3 +865,31 @@ def verify(registry: Registry, vid: str) -> list[str]:
                 f"parameters differ by up to {gap:.3g} (tolerance {VERIFY_TOLERANCE:g})"
             )
     return problems
+
+# %% ../../nbs/serving/06_registry.ipynb #e04b970c
+def register_polytomous(
+    registry: Registry,
+    model: PolytomousModel,
+    scored: ScoredResponses,  # the answers in the model's items and scores (`encode_with_model`)
+    reason: str,
+    *,
+    holdout: float = 0.1,  # share of the answered cells held out (0: no held-out metrics)
+    seed: int = 0,
+    model_path: str | Path | None = None,  # `model` already saved here (not written again)
+    provenance: dict | None = None,  # e.g. where the answers came from
+) -> str:
+    "Register a GRM/GPCM/PCM calibration with its held-out category log-loss and the simpler model's."
+    if scored.item_ids != model.item_ids or scored.categories != model.categories:
+        raise ValueError(
+            "the answers' items or scores differ from the model's; read them with `encode_with_model`"
+        )
+    settings = PolytomousSettings(n_quadrature=model.n_quadrature, standard_errors=False)
+    kinds = dict(zip(model.item_ids, model.kinds, strict=True))
+    metrics = (
+        polytomous_holdout_metrics(scored, kinds, holdout, seed, settings) if holdout > 0 else {}
+    )
+    if model_path is not None:
+        return registry.add(model_path, reason, provenance=provenance, metrics=metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_polytomous_model(model, Path(tmp) / "model.json")
+        return registry.add(path, reason, provenance=provenance, metrics=metrics)

@@ -26,7 +26,6 @@ from irt_nb.serving.api.core import (
     ApiError,
     CanaryStats,
     Endpoint,
-    ModelService,
     ServeConfig,
     Served,
     current_service,
@@ -172,7 +171,7 @@ def _fall_back(registry: Registry, pointer: dict, failed: str | None) -> Served 
                 continue
             tried.add(version)
             try:
-                served = Served(ModelService(registry.load(version)), version)
+                served = Served(service_for(registry.load(version)), version)
             except Exception:  # noqa: BLE001 (that one is damaged too: try the one before)
                 continue
             log.warning(json.dumps({"event": "model_fallback", "version": version}))

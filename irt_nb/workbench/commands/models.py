@@ -11,7 +11,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .options import LibraryDefault, add_storage_option, storage_options
+from irt_nb.workbench.commands.options import (
+    LibraryDefault,
+    add_data_options,
+    add_storage_option,
+    storage_options,
+)
 
 # %% auto #0
 __all__ = ['models_add', 'models_list', 'models_show', 'models_verify', 'models_promote', 'models_rollback', 'models_canary', 'add_models_commands']
@@ -24,9 +29,51 @@ def _registry(args: argparse.Namespace):
 
 
 def models_add(args: argparse.Namespace) -> int:
-    "Register a model file."
-    print(f"registered version {_registry(args).add(args.model, args.reason)}")
+    "Register a model file; with --data, a polytomous model's held-out quality on those answers too."
+    registry = _registry(args)
+    if args.source is None:
+        print(f"registered version {registry.add(args.model, args.reason)}")
+        return 0
+    vid = _add_polytomous(registry, args)
+    m = registry.version(vid).metrics
+    quality = (
+        f", held-out category log-loss {m['holdout_logloss']:.4f} vs {m['simpler_holdout_logloss']:.4f} "
+        f"for the {m['simpler_model']} ({m['n_holdout']} answers held out)"
+        if m.get("holdout_logloss") is not None
+        else ""
+    )
+    print(f"registered version {vid}{quality}")
     return 0
+
+
+def _add_polytomous(registry, args: argparse.Namespace) -> str:
+    "Register a polytomous model file with its held-out quality on --data (read as `irt-nb fit --model grm` reads answers)."
+    from irt_nb.science.polytomous import PolytomousModel, encode_with_model
+    from irt_nb.serving.registry import read_model, register_polytomous
+    from irt_nb.workbench.commands.data import _absolute, _polytomous_answers
+
+    model = read_model(args.model)
+    if not isinstance(model, PolytomousModel):
+        raise ValueError(
+            f"{args.model}: --data measures a polytomous model's held-out quality; a right/wrong "
+            "calibration is registered with its quality and settings by irt-nb fit --registry"
+        )
+    ignored = [
+        f"--{n.replace('_', '-')}"
+        for n in ("exam", "subject", "since", "until", "data_policy")
+        if getattr(args, n)
+    ]
+    if ignored:  # read from a CSV or Parquet file of scores, which these do not filter
+        raise ValueError(
+            f"{', '.join(ignored)}: not for a polytomous model's answers (a CSV or Parquet file)"
+        )
+    frame, id_column = _polytomous_answers(args)
+    scored, _ = encode_with_model(model, frame, id_column)
+    answers = {"answers": _absolute(str(args.source)), "wide": bool(args.wide)}
+    return register_polytomous(
+        registry, model, scored, args.reason, holdout=args.holdout, model_path=args.model,
+        provenance=answers,
+    )  # fmt: skip
 
 
 def models_list(args: argparse.Namespace) -> int:
@@ -45,11 +92,13 @@ def models_list(args: argparse.Namespace) -> int:
             if v.version_id == canary
             else ""
         )
-        quality = (
-            f"log-loss {v.metrics['holdout_logloss']:.4f} AUC {v.metrics['holdout_auc']:.4f}"
-            if "holdout_logloss" in v.metrics
-            else "no held-out metrics"
-        )
+        quality = "no held-out metrics"
+        if "holdout_auc" in v.metrics:
+            quality = (
+                f"log-loss {v.metrics['holdout_logloss']:.4f} AUC {v.metrics['holdout_auc']:.4f}"
+            )
+        elif "holdout_logloss" in v.metrics:  # a polytomous version: over each item's scores
+            quality = f"category log-loss {v.metrics['holdout_logloss']:.4f}"
         print(
             f"{v.version_id}  {v.created[:19]}  {v.provenance.get('model', '?')}  {quality}  {mark:8} {v.reason}"
         )
@@ -146,6 +195,15 @@ def _add_models_parser(sub) -> None:
     add = actions.add_parser("add", help="register a model file")
     add.add_argument("model", type=Path)
     add.add_argument("--reason", required=True)
+    add_data_options(
+        add, optional=True
+    )  # --data: a polytomous model's answers, for its held-out quality
+    add.add_argument(
+        "--holdout",
+        type=float,
+        default=LibraryDefault("irt_nb.serving.registry", "register_polytomous", "holdout"),
+        help="with --data: share of the answers held out (default %(default)s)",
+    )
     listing = actions.add_parser("list", help="versions, the current one and the canary")
     show = actions.add_parser("show", help="a version: provenance, metrics, gate decisions, canary")
     promote = actions.add_parser("promote", help="serve a version, if it passes the gate")

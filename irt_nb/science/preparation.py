@@ -268,6 +268,15 @@ def _check_columns(present: list[str], names: dict[str, str], source: str, optio
     return {field: src for field, src in names.items() if src in present}
 
 
+def _check_dated(found: dict[str, str], names: dict[str, str], filters, source: str) -> None:
+    "ValueError when a date filter is set and the source lacks the time column (optional otherwise)."
+    if (filters.since or filters.until) and "answered_at" not in found:
+        raise ValueError(
+            f"{source}: no column {names['answered_at']!r} (for answered_at): the since/until filters need "
+            "the time of each answer"
+        )
+
+
 def _values(value) -> list[str]:
     "The values of an exam or subject filter: one value, a list, or several separated by commas."
     items = value if isinstance(value, list | tuple) else str(value).split(",")
@@ -465,7 +474,9 @@ def _read_file(
     "Needed columns of a CSV or Parquet file (local or fsspec URL), filtered, and the columns found."
     fs, path = _file_system(source, storage_options)
     read = _read_parquet if _is_parquet(path) else _read_csv
-    table, names = read(fs, path, names, source)
+    table, found = read(fs, path, names, source)
+    _check_dated(found, names, filters, source)
+    names = found
     filtered = _arrow_filter(table, names, filters)
     if filtered.num_rows == 0:
         raise _no_answers(source, filters.given(), table.num_rows, _arrow_values(table, names))
@@ -541,7 +552,9 @@ def _read_sql(
             if not sa.inspect(conn).has_table(table):
                 raise ValueError(f"{shown}: no table {table!r}")
             present = [c["name"] for c in sa.inspect(conn).get_columns(table)]
-            names = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
+            found = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
+            _check_dated(found, names, filters, f"table {table!r}")
+            names = found
             source = sa.table(table, *[sa.column(c) for c in dict.fromkeys(names.values())])
             query, applied = _sql_select(source, names, filters, conn)
             chunks = [

@@ -970,7 +970,7 @@ SAMPLE_SURVEY = {"table": "survey_responses", "exam": "2026-survey", "day": "202
 
 
 def simulate_sample_survey(
-    students: pd.DataFrame,  # the students (student_id, theta) who answer
+    students: pd.DataFrame,  # the students (student_id, theta, language) who answer
     seed: int = 0,  # the survey's draws: a stream of its own ([seed, 2028])
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "The survey's answers (one row per answer, a few answered twice) and its items' true GRM parameters."
@@ -997,6 +997,7 @@ def simulate_sample_survey(
         "student_id": students.student_id.to_numpy()[person], "item_id": items.item_id.to_numpy()[item],
         "subject": items.subject.to_numpy()[item], "exam": s["exam"], "score": points,
         "answered_at": start[person] + pd.to_timedelta(item * 30, unit="s"),
+        "language": students.language.to_numpy()[person],
     })  # fmt: skip
     again = answers.sample(frac=s["repeat_share"], random_state=seed).assign(
         score=lambda f: np.clip(f.score + rng.integers(-1, 2, len(f)), min(s["scores"]), max(s["scores"])),
@@ -1032,7 +1033,7 @@ def _write_sample(
     if survey is not None:
         answers, survey_items = survey
         db.execute(f"""CREATE TABLE {SAMPLE_SURVEY["table"]} (student_id TEXT, item_id TEXT, subject TEXT,
-                      exam TEXT, score INTEGER, answered_at TEXT)""")
+                      exam TEXT, score INTEGER, answered_at TEXT, language TEXT)""")
         answers.to_sql(SAMPLE_SURVEY["table"], db, index=False, if_exists="append")
         survey_items.to_sql("survey_truth", db, index=False)
 

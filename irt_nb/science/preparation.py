@@ -622,6 +622,17 @@ def load_responses(
         raise ValueError(f"keep may name 'exam', 'subject' and 'group', got {unknown}")
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {list(OUTCOMES)}, got {outcome!r}")
+    unread = "score" if outcome == "correct" else "correct"
+    if getattr(columns, unread) != getattr(ColumnMap(), unread):  # a mapping is never ignored
+        raise ValueError(
+            f"the column map names a source column for {unread!r} ({getattr(columns, unread)!r}), but this load "
+            f"reads {outcome!r}: map {outcome}=COLUMN"
+            + (
+                " (partial-credit scores are read by a polytomous fit, --model grm)"
+                if unread == "score"
+                else ""
+            )
+        )
     filters = _Filters(exam, subject, since, until)
     required, optional = _needed_fields(columns, filters, keep, outcome)
     names = columns.source_names(required + optional)

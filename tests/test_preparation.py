@@ -228,3 +228,78 @@ def test_the_data_use_policy_refuses_personal_columns_before_anything_is_written
     allowed = run("irt-nb", "fit", source, "--data-policy", str(policy), *map(str, exam))
     assert allowed.returncode == 0, allowed.stderr
     assert "Student " not in out.read_text()  # the names were never read
+
+
+def test_polytomous_scores_are_the_same_from_csv_sqlite_and_postgresql(sample, tmp_path):
+    "The sample's rating survey from a CSV file, SQLite and PostgreSQL: the same rows, matrix and calibration."
+    from conftest import run
+
+    from irt_nb.science.polytomous import (
+        PolytomousSettings,
+        encode_scores,
+        fit_polytomous,
+        load_polytomous_model,
+        load_scores,
+    )
+
+    _, db, _ = sample
+    with sqlite3.connect(db) as con:
+        survey = pd.read_sql("SELECT * FROM survey_responses", con)
+    renamed = {"student_id": "person", "score": "points"}
+    survey.rename(columns=renamed).to_csv(tmp_path / "survey.csv", index=False)
+    first_day = {"exam": "2026-survey", "subject": "engagement", "until": "2026-05-05"}
+    every_day = {"exam": "2026-survey", "attempt_policy": "last"}  # re-answers the next day
+    settings = PolytomousSettings(n_quadrature=21, standard_errors=False)
+    with PostgresServer() as pg:
+        engine = sa.create_engine(pg.url)
+        survey.assign(answered_at=pd.to_datetime(survey.answered_at)).to_sql(
+            "survey_responses", engine, index=False
+        )
+        for options in (first_day, every_day):
+            loads = [
+                load_scores(tmp_path / "survey.csv", columns=renamed, **options),
+                load_scores(f"sqlite:///{db}", table="survey_responses", **options),
+                load_scores(engine, table="survey_responses", **options),
+            ]
+            scored = [encode_scores(x.frame, id_column=x.id_column) for x in loads]
+            fits = [fit_polytomous(s, settings=settings) for s in scored]
+            for other, fit in zip(scored[1:], fits[1:], strict=True):
+                np.testing.assert_array_equal(other.codes, scored[0].codes)
+                assert abs(fit.log_likelihood - fits[0].log_likelihood) < 1e-9
+            assert len({x.rows_read for x in loads}) == 1
+        kept = survey[(survey.subject == "engagement") & (survey.answered_at < "2026-05-05")]
+        first = load_scores(engine, table="survey_responses", **first_day)
+        assert first.rows_read == len(kept) > 0 and len(first.frame) == kept.student_id.nunique()
+        assert list(first.frame.columns[1:]) == ["E01", "E02", "E03", "E04"]
+        assert len(loads[0].frame.columns) == 9  # every day: both scales
+        # the CLI on PostgreSQL: the same model as from SQLite
+        out = {}
+        for name, source in (("pg", pg.url), ("sqlite", f"sqlite:///{db}")):
+            out[name] = tmp_path / f"{name}.json"
+            done = run(
+                "irt-nb", "fit", source, "--table", "survey_responses", "--model", "gpcm",
+                "--exam", "2026-survey", "--subject", "engagement", "--until", "2026-05-05",
+                "--quadrature", "21", "--out", str(out[name]),
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert f"from {len(kept)} answers" in done.stdout
+        from_pg, from_sqlite = (load_polytomous_model(out[n]) for n in ("pg", "sqlite"))
+        assert abs(from_pg.log_likelihood - from_sqlite.log_likelihood) < 1e-9
+        # a score that is not a whole number names its row, student and item
+        bad = survey.iloc[10]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("ALTER TABLE survey_responses ALTER COLUMN score TYPE double precision")
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE survey_responses SET score = 2.5 WHERE student_id = :s AND item_id = :i"
+                ),
+                {"s": bad.student_id, "i": bad.item_id},
+            )
+        with pytest.raises(ValueError) as refused:
+            load_scores(engine, table="survey_responses", exam="2026-survey")
+        engine.dispose()
+    message = str(refused.value)
+    assert "column 'score': " in message and "are not integer scores (values 2.5; rows [" in message
+    assert f"the first is student {bad.student_id!r}, item {bad.item_id!r}" in message

@@ -28,7 +28,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['MISSING_CODE', 'KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot', 'log_table', 'EMData', 'e_step', 'item_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'louis_information', 'theta_slopes', 'item_information', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores']
+__all__ = ['MISSING_CODE', 'KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot', 'log_table', 'EMData', 'e_step', 'item_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
 
 # %% ../../nbs/science/11_polytomous.ipynb #e2d813bf
 MISSING_CODE = -1
@@ -385,6 +385,10 @@ class PolytomousModel:
     data_fingerprint: str = ""
     warnings: tuple[str, ...] = ()
     n_parameters: int = 0  # estimated (anchors excluded)
+    groups: tuple | None = (
+        None  # `AbilityGroup`s, the reference first (multiple-group or anchored fits); None: N(0, 1)
+    )
+    group_column: str | None = None  # the data column the groups came from
 
     def thresholds(self) -> tuple[np.ndarray, ...]:
         "The classical form: GRM thresholds −d_k/a, (G)PCM step difficulties (a 2PL item: its difficulty)."
@@ -613,7 +617,10 @@ def _polytomous_model(scored, data: EMData, vector, covariance, **fit) -> Polyto
 
 # %% ../../nbs/science/11_polytomous.ipynb #bb86ba78
 def eap_abilities(
-    model: PolytomousModel, scored: ScoredResponses, n_quadrature: int = 61
+    model: PolytomousModel,
+    scored: ScoredResponses,
+    n_quadrature: int = 61,
+    prior: tuple[float, float] = (0.0, 1.0),  # the persons' N(mean, sd²) prior
 ) -> pd.DataFrame:
     "EAP θ and its posterior SD per person; `scored` must hold the model's items with the model's categories."
     if scored.item_ids != model.item_ids or scored.categories != model.categories:
@@ -621,6 +628,7 @@ def eap_abilities(
             "the answers' items or categories differ from the model's; encode them with the model's map"
         )
     nodes, weights = normal_quadrature(n_quadrature)
+    nodes = prior[0] + prior[1] * nodes
     data = EMData(model.layout, one_hot(scored, model.layout), scored.codes, nodes, np.log(weights))
     _, _, posterior = e_step(data, model.vector, keep_posterior=True)
     theta = posterior @ nodes
@@ -726,6 +734,42 @@ def item_information(model: PolytomousModel, theta) -> np.ndarray:
         columns.append((slope**2 / np.clip(p, 1e-300, None)).sum(axis=1))
     return np.column_stack(columns)
 
+# %% ../../nbs/science/11_polytomous.ipynb #9b2e0d31
+def person_priors(model: PolytomousModel, groups, n_persons: int) -> tuple[np.ndarray, np.ndarray]:
+    "Each person's prior mean and SD: their group's (one label per person), else the model's reference group's (N(0, 1) without groups)."
+    known = {g.name: g for g in model.groups or ()}
+    if groups is None:
+        first = model.groups[0] if model.groups else None
+        mean, sd = (first.mean, first.sd) if first else (0.0, 1.0)
+        return np.full(n_persons, float(mean)), np.full(n_persons, float(sd))
+    labels = np.asarray(groups).astype(str)
+    if len(labels) != n_persons:
+        raise ValueError(f"{len(labels)} group labels for {n_persons} persons")
+    unknown = sorted(str(g) for g in set(labels) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown group(s) {unknown[:5]}; the model has {list(known) if known else 'no groups'}"
+        )
+    return (
+        np.array([known[g].mean for g in labels], float),
+        np.array([known[g].sd for g in labels], float),
+    )
+
+
+def _group_eap(model, scored, mean, sd) -> pd.DataFrame:
+    "EAP abilities, each person under their own N(mean, sd²) prior (one E-step per distinct prior)."
+    priors, which = np.unique(np.column_stack([mean, sd]), axis=0, return_inverse=True)
+    if len(priors) == 1:
+        return eap_abilities(model, scored, model.n_quadrature, prior=tuple(priors[0]))
+    persons = np.asarray(list(scored.person_ids) or range(1, len(mean) + 1), dtype=object)
+    theta, se = np.empty(len(mean)), np.empty(len(mean))
+    for k, prior in enumerate(priors):
+        rows = np.flatnonzero(which.ravel() == k)
+        part = replace(scored, codes=scored.codes[rows], person_ids=tuple(persons[rows]))
+        found = eap_abilities(model, part, model.n_quadrature, prior=tuple(prior))
+        theta[rows], se[rows] = found.theta.to_numpy(), found.se.to_numpy()
+    return pd.DataFrame({"person": list(persons), "theta": theta, "se": se})
+
 # %% ../../nbs/science/11_polytomous.ipynb #419d0353
 def score_polytomous(
     model: PolytomousModel,
@@ -733,16 +777,18 @@ def score_polytomous(
     *,
     method: str = "eap",
     theta_bound: float = 6.0,
+    groups=None,  # one group label per person: each scored with the group's prior (default: the reference group's)
 ) -> pd.DataFrame:
     "Abilities (`eap`, `map` or `ml`), standard errors and expected total scores of the persons in `scored`."
     if method not in ("eap", "map", "ml"):
         raise ValueError(f"method must be 'eap', 'map' or 'ml', got {method!r}")
-    found = eap_abilities(model, scored, model.n_quadrature)
+    mean, sd = person_priors(model, groups, len(scored.codes))
+    found = _group_eap(model, scored, mean, sd)
     theta, prior = found.theta.to_numpy().copy(), 0.0 if method == "ml" else 1.0
     if method != "eap":
         codes = scored.codes
         for _ in range(100):
-            score, info = -prior * theta, np.full(len(theta), prior)
+            score, info = -prior * (theta - mean) / sd**2, np.full(len(theta), prior) / sd**2
             for j in range(len(model.item_ids)):
                 p, slope = theta_slopes(model, j, theta)
                 answered = codes[:, j] != MISSING_CODE
@@ -790,6 +836,9 @@ def transform_polytomous(model: PolytomousModel, A: float, B: float) -> Polytomo
         model, vector=vector, discrimination=vector[layout.slope_index], intercepts=layout.intercepts(vector),
         discrimination_se=None if model.discrimination_se is None else model.discrimination_se / A,
         intercepts_se=None, thresholds_se=None if model.thresholds_se is None else tuple(A * s for s in model.thresholds_se),
+        groups=None if model.groups is None else tuple(
+            replace(g, mean=A * g.mean + B, sd=A * g.sd, se_mean=A * g.se_mean, se_sd=A * g.se_sd) for g in model.groups
+        ),
     )  # fmt: skip
 
 # %% ../../nbs/science/11_polytomous.ipynb #0ba34593
@@ -847,6 +896,25 @@ def link_polytomous(
 POLYTOMOUS_KINDS = ("grm", "gpcm", "pcm")
 
 # %% ../../nbs/science/11_polytomous.ipynb #bd4fdc59
+def _reference_distribution(model: PolytomousModel) -> dict:
+    "The reference group's mean and SD (N(0, 1) without groups)."
+    first = model.groups[0] if model.groups else None
+    return {"mean": float(first.mean), "sd": float(first.sd)} if first else {"mean": 0.0, "sd": 1.0}
+
+
+def _polytomous_groups(model: PolytomousModel) -> dict:
+    "The `groups` section, as right/wrong model files write it (no item is freed in a polytomous file)."
+    numbers = ("mean", "sd", "se_mean", "se_sd")
+    return {
+        "column": model.group_column,
+        "distributions": [
+            {"name": g.name, **{k: float(getattr(g, k)) for k in numbers},
+             "n_persons": int(g.n_persons), "free": bool(g.free), "items": {}}
+            for g in model.groups
+        ],
+    }  # fmt: skip
+
+
 def polytomous_to_dict(model: PolytomousModel, created: str | None = None) -> dict:
     "A JSON-ready model file document of `model` (format `irt_nb.model/2`, polytomous items)."
     from datetime import UTC, datetime
@@ -878,7 +946,8 @@ def polytomous_to_dict(model: PolytomousModel, created: str | None = None) -> di
         "model": kinds.pop() if len(kinds) == 1 else "mixed",
         "parameterisation": "GRM: P(X >= k) = 1 / (1 + exp(-(discrimination * theta + intercepts[k-1]))), thresholds = -intercepts / discrimination; GPCM/PCM: P(X = k) proportional to exp(k * discrimination * theta + intercepts[k-1]) (intercept 0 for k = 0), thresholds = step difficulties -(d_k - d_(k-1)) / discrimination; 2pl: two categories",
         "items": items,
-        "ability_distribution": {"family": "normal", "mean": 0.0, "sd": 1.0},
+        "ability_distribution": {"family": "normal", **_reference_distribution(model)},
+        **({"groups": _polytomous_groups(model)} if model.groups else {}),
         "quadrature": {"rule": "gauss-hermite", "n_points": model.n_quadrature},
         "guessing_prior": None,
         "converged": model.converged,
@@ -946,7 +1015,7 @@ def _polytomous_problems(doc: dict) -> list[str]:
 # %% ../../nbs/science/11_polytomous.ipynb #441fe2a9
 def polytomous_from_dict(doc: dict, where: str = "model") -> PolytomousModel:
     "The model of a checked model file document (see `_polytomous_problems`)."
-    from irt_nb.science.model_file import _schema_problems
+    from irt_nb.science.model_file import _groups_from_dict, _schema_problems
 
     problems = _schema_problems(doc) or _polytomous_problems(doc)
     if problems:
@@ -976,6 +1045,8 @@ def polytomous_from_dict(doc: dict, where: str = "model") -> PolytomousModel:
         n_persons=doc["n_persons"], n_responses=doc["n_responses"], max_abs_gradient=doc["max_abs_gradient"],
         history=tuple(doc["history"]), data_fingerprint=doc["data_fingerprint"], warnings=tuple(doc["warnings"]),
         n_parameters=doc["n_parameters"],
+        groups=tuple(_groups_from_dict(doc.get("groups")) or ()) or None,
+        group_column=(doc.get("groups") or {}).get("column"),
     )  # fmt: skip
 
 
@@ -1074,3 +1145,102 @@ def long_to_wide_scores(
     wide = wide.reindex(index=pd.unique(frame.student_id), columns=pd.unique(frame.item_id))
     wide.columns = [str(c) for c in wide.columns]
     return wide.rename_axis(None, axis=1).reset_index(), "student_id"
+
+# %% ../../nbs/science/11_polytomous.ipynb #9b2e0d02
+def scores_to_wide(
+    table: pd.DataFrame,  # long scores: student_id, item_id, score (int), [answered_at], as `load_responses` gives them
+    attempt_policy: str = "first",  # several answers to an item: "first", "last" or "any" (the highest score)
+) -> pd.DataFrame:
+    "One row per student (sorted ids, column `student_id`), one column per item (sorted); NaN: not answered."
+    from irt_nb.science.processing import attempt_rows
+
+    student, person_ids = pd.factorize(table.student_id.astype(str), sort=True)
+    item, item_ids = pd.factorize(table.item_id.astype(str), sort=True)
+    times = table.answered_at.to_numpy() if "answered_at" in table else None
+    rows, points = attempt_rows(
+        student, item, len(item_ids), table.score.to_numpy(), times, attempt_policy
+    )
+    values = np.full((len(person_ids), len(item_ids)), np.nan)
+    values[student[rows], item[rows]] = points
+    wide = pd.DataFrame(values, columns=[str(i) for i in item_ids])
+    wide.insert(0, "student_id", np.asarray(person_ids, dtype=object))
+    return wide
+
+# %% ../../nbs/science/11_polytomous.ipynb #9b2e0d05
+@dataclass(frozen=True)
+class LoadedScores:
+    "Polytomous answers ready to encode (`encode_scores`), and what was read."
+
+    frame: (
+        pd.DataFrame
+    )  # the id column, then one column per item: scores (NaN or blank: not answered)
+    id_column: str
+    source: str
+    rows_read: int  # answers the source returned after its filters (answered cells of a wide file)
+    filters: dict  # the filters applied at the source: exam, subject, since, until
+    groups: np.ndarray | None = None  # each row's group (from the column `group`), or None
+
+
+def _wide_scores(source, id_column, group, storage_options, policy, long_options) -> LoadedScores:
+    "A wide file of scores; filters, a column map and database sources refused by name."
+    from irt_nb.science.preparation import DataPolicy, _is_database, _source_text
+
+    given = sorted(k for k, v in long_options.items() if v is not None and k != "table")
+    if given:
+        raise ValueError(
+            f"{source}: a wide file takes no {', '.join(given)} (those are for long records, one row per answer)"
+        )
+    if _is_database(source, _source_text(source)):
+        raise ValueError(
+            f"{_source_text(source)}: a database table holds long records; leave out wide"
+        )
+    policy = DataPolicy.of(policy)
+    frame, id_column = read_wide_scores(source, id_column, storage_options)
+    policy.check_columns(
+        {"student_id": id_column} | ({"group": group} if group else {}), str(source)
+    )
+    policy.check_ids(pd.Index(frame[id_column].astype(str)), f"{source}: column {id_column!r}")
+    labels = None
+    if group is not None:
+        if group not in frame.columns:
+            raise ValueError(
+                f"{source}: no group column {group!r}; columns are {list(frame.columns)[:10]}"
+            )
+        blank = frame[group].isna() | (frame[group].astype(str).str.strip() == "")
+        if blank.any():
+            raise ValueError(f"column {group!r}, row {int(np.flatnonzero(blank)[0]) + 1}: no group")
+        labels = frame.pop(group).astype(str).to_numpy()
+    answered = int(frame.drop(columns=id_column).notna().to_numpy().sum())
+    return LoadedScores(frame, id_column, str(source), answered, {}, labels)
+
+# %% ../../nbs/science/11_polytomous.ipynb #9b2e0d06
+def load_scores(
+    source,  # file path or URL (.csv, .csv.gz, .parquet), SQLAlchemy URL or Engine (see `load_responses`)
+    *,
+    wide: bool = False,  # a file with one row per student and one column per item (files only)
+    id_column: str | None = None,  # wide files: the column of student ids (default: the first)
+    attempt_policy: str = "first",  # several answers to an item: "first", "last" or "any" (the highest score)
+    group: str | None = None,  # also read this column of person groups
+    storage_options: dict | None = None,  # fsspec options (object storage)
+    policy=None,  # the data-use policy (`irt_nb.science.preparation.DataPolicy`, a dict, or None: the default)
+    **long_options,  # long records: columns, exam, subject, since, until, table (see `load_responses`)
+) -> LoadedScores:
+    "Polytomous answers from a wide file, or long records in a file or database table, as a wide frame of scores."
+    if wide:
+        return _wide_scores(source, id_column, group, storage_options, policy, long_options)
+    if id_column is not None:
+        raise ValueError("id_column is for wide files (wide=True)")
+    from irt_nb.science.pipeline import with_group
+    from irt_nb.science.preparation import load_responses
+    from irt_nb.science.processing import person_groups
+
+    reading = with_group(group, False, long_options.pop("columns", None))
+    loaded = load_responses(
+        source, outcome="score", storage_options=storage_options, policy=policy,
+        **long_options, **reading,
+    )  # fmt: skip
+    frame = scores_to_wide(loaded.table, attempt_policy)
+    labels = None if group is None else person_groups(loaded.table, frame.student_id, group)
+    return LoadedScores(
+        frame, "student_id", loaded.source, loaded.rows_read, loaded.filters, labels
+    )

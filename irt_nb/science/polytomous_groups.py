@@ -41,7 +41,7 @@ from irt_nb.science.polytomous import (
 from ..serving.stores import data_fingerprint, normal_quadrature
 
 # %% auto #0
-__all__ = ['simulate_grm_answers', 'GroupedScores', 'group_scores', 'GroupsProblem', 'run_groups_em', 'groups_gradient', 'groups_covariance', 'GroupCalibration', 'fit_polytomous_groups', 'freed_parameters', 'likelihood_ratios', 'MatchedDifference', 'matched_difference', 'item_points', 'score_strata', 'expected_areas', 'polytomous_ets_class', 'polytomous_dif']
+__all__ = ['simulate_grm_answers', 'GroupedScores', 'group_scores', 'GroupsProblem', 'run_groups_em', 'groups_gradient', 'groups_covariance', 'GroupCalibration', 'fit_polytomous_groups', 'calibration_model', 'anchor_parameters', 'freed_parameters', 'likelihood_ratios', 'MatchedDifference', 'matched_difference', 'item_points', 'score_strata', 'expected_areas', 'polytomous_ets_class', 'polytomous_dif']
 
 # %% ../../nbs/science/12_polytomous_groups.ipynb #a1c00051
 def simulate_grm_answers(
@@ -385,6 +385,59 @@ def fit_polytomous_groups(
         n_iterations=iterations, converged=converged,
         max_abs_gradient=float(np.abs(gradient).max()) if len(gradient) else 0.0,
     )  # fmt: skip
+
+# %% ../../nbs/science/12_polytomous_groups.ipynb #a1c000a2
+def calibration_model(
+    fit: GroupCalibration,  # a calibration with no freed items
+    scored: ScoredResponses,  # the answers it was fitted to
+    column: str | None = None,  # the data column of the groups, recorded in the file
+) -> PolytomousModel:
+    "The model file's view of a group calibration: the shared items, and each group's ability distribution."
+    from irt_nb.science.calculation import AbilityGroup
+
+    if fit.free_items:
+        raise ValueError(
+            f"freed items {list(fit.free_items)} have parameters per group; a polytomous model file holds one "
+            "set (fit without freeing them, or read each group's with GroupCalibration.model)"
+        )
+    groups = tuple(
+        AbilityGroup(name=str(name), mean=float(fit.mean[k]), sd=float(fit.sd[k]),
+                     se_mean=float(fit.mean_se[k]), se_sd=float(fit.sd_se[k]),
+                     n_persons=int(fit.n_persons[k]), free=bool(fit.estimated[k]))
+        for k, name in enumerate(fit.groups)
+    )  # fmt: skip
+    answered = scored.codes != MISSING_CODE
+    return replace(
+        fit.models[0], groups=groups, group_column=column, n_persons=int(answered.any(axis=1).sum()),
+        n_responses=int(answered.sum()), data_fingerprint=data_fingerprint(scored.codes),
+        max_abs_gradient=fit.max_abs_gradient,
+    )  # fmt: skip
+
+
+def anchor_parameters(
+    model: PolytomousModel,  # the calibration whose items anchor
+    scored: ScoredResponses,  # the new answers
+) -> tuple[dict, dict]:
+    "`fixed` ({item: discrimination, intercepts}) and `item_models` ({item: kind}) of the items both share."
+    shared = [i for i in scored.item_ids if i in model.item_ids]
+    if not shared:
+        raise ValueError(
+            f"no item of the answers is in the anchor model (its items: {list(model.item_ids)[:10]})"
+        )
+    fixed, kinds = {}, {}
+    for item in shared:
+        j, k = model.item_ids.index(item), scored.item_ids.index(item)
+        if model.categories[j] != scored.categories[k]:
+            raise ValueError(
+                f"anchor item {item!r}: the model's scores are {list(model.categories[j])}, the answers' "
+                f"{list(scored.categories[k])}; an anchor needs the same scores"
+            )
+        fixed[item] = {
+            "discrimination": float(model.discrimination[j]),
+            "intercepts": model.intercepts[j].tolist(),
+        }
+        kinds[item] = model.kinds[j]
+    return fixed, kinds
 
 # %% ../../nbs/science/12_polytomous_groups.ipynb #a1c00023
 def freed_parameters(layout: ItemLayout, j: int) -> int:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .item_models import item_model
 
 # %% auto #0
-__all__ = ['PERSONAL_WORDS', 'PERSON_ROLES', 'RIGHT', 'WRONG', 'BLANK', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'SAMPLE_COHORT', 'SAMPLE_DIF', 'ColumnMap', 'DataPolicy', 'correctness_codes', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'create_sample_database']
+__all__ = ['PERSONAL_WORDS', 'PERSON_ROLES', 'RIGHT', 'WRONG', 'BLANK', 'OUTCOMES', 'SAMPLE_EXAMS', 'SAMPLE_SUBJECTS', 'SAMPLE_COHORT', 'SAMPLE_DIF', 'SAMPLE_SURVEY', 'ColumnMap', 'DataPolicy', 'correctness_codes', 'integer_scores', 'LoadedResponses', 'to_canonical', 'load_responses', 'load_wide_responses', 'simulate_sample_records', 'simulate_sample_survey', 'create_sample_database']
 
 # %% ../../nbs/science/00_preparation.ipynb #868ff4c1
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class ColumnMap:
     group: str | None = (
         None  # a column of person groups (DIF, multiple-group fits), read when asked for
     )
+    score: str = "score"  # integer points of partial-credit and rating items, read when a load asks for scores
 
     def source_names(self, fields_: list[str]) -> dict[str, str]:
         "`{canonical: source}` for the fields asked for that the source has."
@@ -164,20 +165,53 @@ def correctness_codes(
         )
     return codes
 
+# %% ../../nbs/science/00_preparation.ipynb #9a1f0c02
+def integer_scores(
+    values: pa.ChunkedArray | pa.Array,  # a score column, one row per answer
+    column: str,  # its name, for the error message
+    where=None,  # row -> "student 'S1', item 'Q2'": names the first bad row (None: the row alone)
+) -> np.ndarray:
+    "int32 points per row of a score column (integers, whole floats or their text); ValueError naming the column, values and rows otherwise."
+    encoded = pc.dictionary_encode(
+        pa.chunked_array([values]) if isinstance(values, pa.Array) else values
+    ).combine_chunks()
+
+    def points(value) -> float:
+        try:
+            number = float(str(value).strip()) if value is not None else np.nan
+        except ValueError:
+            return np.nan
+        return number if np.isfinite(number) and number == round(number) else np.nan
+
+    words = encoded.dictionary.to_pylist()
+    lookup = np.array([points(v) for v in words] + [np.nan])
+    indices = encoded.indices.fill_null(len(words)).to_numpy(zero_copy_only=False)
+    scores = lookup[indices]
+    bad = np.flatnonzero(np.isnan(scores))
+    if bad.size:
+        shown = sorted({repr(words[i]) if i < len(words) else "null" for i in indices[bad[:1000]]})
+        first = f"; the first is {where(int(bad[0]))}" if where else ""
+        raise ValueError(
+            f"column {column!r}: {bad.size} rows are not integer scores (values {', '.join(shown[:5])}; "
+            f"rows {bad[:5].tolist()}, counted from 0{first}); scores are whole points, one row per answer"
+        )
+    return scores.astype(np.int32)
+
 # %% ../../nbs/science/00_preparation.ipynb #2641c906
 @dataclass(frozen=True)
 class LoadedResponses:
     "Response records with canonical columns, and where they came from."
 
-    table: (
-        pd.DataFrame
-    )  # student_id, item_id (categorical), correct (int8 0/1), [answered_at, exam, subject]
+    table: pd.DataFrame  # student_id, item_id (categorical), correct (int8 0/1) or score (int32), [answered_at, exam, subject]
     source: str
     rows_read: (
         int  # records the source returned (after source-side filters); answered cells if wide
     )
     filters: dict  # the filters applied at the source
     layout: str = "long"  # "long" (one row per answer) or "wide" (one row per student)
+
+
+OUTCOMES = ("correct", "score")  # what an answer holds: right/wrong (0/1), or integer points
 
 
 @dataclass(frozen=True)
@@ -196,9 +230,11 @@ class _Filters:
         }
 
 
-def _needed_fields(columns: ColumnMap, filters: _Filters, keep=()) -> tuple[list, list]:
+def _needed_fields(
+    columns: ColumnMap, filters: _Filters, keep=(), outcome: str = "correct"
+) -> tuple[list, list]:
     "Fields the load needs (the model's three, the filtered and kept ones) and those read if present (the time)."
-    required = ["student_id", "item_id", "correct"]
+    required = ["student_id", "item_id", outcome]
     asked = (("exam", filters.exam), ("subject", filters.subject), ("group", None))
     required += [f for f, v in asked if v is not None or f in keep]
     for f in required[3:]:
@@ -230,6 +266,15 @@ def _check_columns(present: list[str], names: dict[str, str], source: str, optio
             f"{source}: missing column(s) {', '.join(missing)}; columns present: {present}"
         )
     return {field: src for field, src in names.items() if src in present}
+
+
+def _check_dated(found: dict[str, str], names: dict[str, str], filters, source: str) -> None:
+    "ValueError when a date filter is set and the source lacks the time column (optional otherwise)."
+    if (filters.since or filters.until) and "answered_at" not in found:
+        raise ValueError(
+            f"{source}: no column {names['answered_at']!r} (for answered_at): the since/until filters need "
+            "the time of each answer"
+        )
 
 
 def _values(value) -> list[str]:
@@ -303,8 +348,14 @@ def to_canonical(table: pa.Table, names: dict[str, str], source: str) -> pd.Data
     out = {
         "student_id": _ids(table[names["student_id"]], names["student_id"]),
         "item_id": _ids(table[names["item_id"]], names["item_id"]),
-        "correct": correctness_codes(table[names["correct"]], names["correct"]),
     }
+    if (
+        "score" in names
+    ):  # partial credit: integer points; the first bad row is named by student and item
+        at = lambda row: f"student {out['student_id'][row]!r}, item {out['item_id'][row]!r}"  # noqa: E731
+        out["score"] = integer_scores(table[names["score"]], names["score"], where=at)
+    else:
+        out["correct"] = correctness_codes(table[names["correct"]], names["correct"])
     if "answered_at" in names:
         out["answered_at"] = _times(table[names["answered_at"]], names["answered_at"])
     for field in ("exam", "subject", "group"):
@@ -395,7 +446,7 @@ def _read_parquet(
 
 
 def _read_csv(fs, path: str, names: dict[str, str], source: str) -> tuple[pa.Table, dict[str, str]]:
-    "The needed columns of a CSV file (ids dictionary-encoded, correctness as text), and the columns found."
+    "The needed columns of a CSV file (ids dictionary-encoded, correctness or scores as text), and the columns found."
     import pyarrow.csv as pacsv
 
     present = _csv_header(fs, path, source)
@@ -403,7 +454,7 @@ def _read_csv(fs, path: str, names: dict[str, str], source: str) -> tuple[pa.Tab
     types = {
         names["student_id"]: pa.dictionary(pa.int32(), pa.string()),
         names["item_id"]: pa.dictionary(pa.int32(), pa.string()),
-        names["correct"]: pa.string(),
+        names.get("correct", names.get("score")): pa.string(),  # parsed as right/wrong or points
     }
     with fs.open(path, "rb", compression="infer") as f:
         table = pacsv.read_csv(
@@ -423,7 +474,9 @@ def _read_file(
     "Needed columns of a CSV or Parquet file (local or fsspec URL), filtered, and the columns found."
     fs, path = _file_system(source, storage_options)
     read = _read_parquet if _is_parquet(path) else _read_csv
-    table, names = read(fs, path, names, source)
+    table, found = read(fs, path, names, source)
+    _check_dated(found, names, filters, source)
+    names = found
     filtered = _arrow_filter(table, names, filters)
     if filtered.num_rows == 0:
         raise _no_answers(source, filters.given(), table.num_rows, _arrow_values(table, names))
@@ -499,7 +552,9 @@ def _read_sql(
             if not sa.inspect(conn).has_table(table):
                 raise ValueError(f"{shown}: no table {table!r}")
             present = [c["name"] for c in sa.inspect(conn).get_columns(table)]
-            names = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
+            found = _check_columns(present, names, f"table {table!r}", optional=("answered_at",))
+            _check_dated(found, names, filters, f"table {table!r}")
+            names = found
             source = sa.table(table, *[sa.column(c) for c in dict.fromkeys(names.values())])
             query, applied = _sql_select(source, names, filters, conn)
             chunks = [
@@ -557,6 +612,7 @@ def load_responses(
         str, ...
     ] = (),  # also read these fields ("exam", "subject") to filter or report on later
     policy: DataPolicy | dict | None = None,  # which columns may be read (default: `DataPolicy()`)
+    outcome: str = "correct",  # what an answer holds: "correct" (right/wrong) or "score" (integer points)
 ) -> LoadedResponses:
     "Read response records from a file, an object store or a database: needed columns only, filtered at the source."
     columns = ColumnMap.from_dict(columns) if isinstance(columns, dict) else columns or ColumnMap()
@@ -564,8 +620,21 @@ def load_responses(
     unknown = sorted(set(keep) - {"exam", "subject", "group"})
     if unknown:
         raise ValueError(f"keep may name 'exam', 'subject' and 'group', got {unknown}")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {list(OUTCOMES)}, got {outcome!r}")
+    unread = "score" if outcome == "correct" else "correct"
+    if getattr(columns, unread) != getattr(ColumnMap(), unread):  # a mapping is never ignored
+        raise ValueError(
+            f"the column map names a source column for {unread!r} ({getattr(columns, unread)!r}), but this load "
+            f"reads {outcome!r}: map {outcome}=COLUMN"
+            + (
+                " (partial-credit scores are read by a polytomous fit, --model grm)"
+                if unread == "score"
+                else ""
+            )
+        )
     filters = _Filters(exam, subject, since, until)
-    required, optional = _needed_fields(columns, filters, keep)
+    required, optional = _needed_fields(columns, filters, keep, outcome)
     names = columns.source_names(required + optional)
     names = policy.readable(names, required, str(source))  # checked before a byte is read
     text = _source_text(source)
@@ -905,11 +974,61 @@ def simulate_sample_records(
         pd.concat([students, cohort], ignore_index=True),
     )
 
+# %% ../../nbs/science/00_preparation.ipynb #9a1f0c11
+SAMPLE_SURVEY = {"table": "survey_responses", "exam": "2026-survey", "day": "2026-05-04",
+                 "scales": {"wellbeing": "W", "engagement": "E"}, "items_per_scale": 4, "scores": (1, 2, 3, 4, 5),
+                 "skip_share": 0.05, "repeat_share": 0.03}  # fmt: skip
+
+
+def simulate_sample_survey(
+    students: pd.DataFrame,  # the students (student_id, theta, language) who answer
+    seed: int = 0,  # the survey's draws: a stream of its own ([seed, 2028])
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The survey's answers (one row per answer, a few answered twice) and its items' true GRM parameters."
+    s, rng = SAMPLE_SURVEY, np.random.default_rng([seed, 2028])
+    n_items, n_steps = s["items_per_scale"] * len(s["scales"]), len(s["scores"]) - 1
+    items = pd.DataFrame({
+        "item_id": [f"{p}{j + 1:02d}" for p in s["scales"].values() for j in range(s["items_per_scale"])],
+        "subject": np.repeat(list(s["scales"]), s["items_per_scale"]),
+        "discrimination": rng.lognormal(0.2, 0.25, n_items),
+    })  # fmt: skip
+    steps = np.sort(rng.normal(0, 0.4, n_items)[:, None] + np.linspace(-2, 1.5, n_steps), axis=1)
+    for k in range(n_steps):
+        items[f"b{k + 1}"] = steps[:, k]
+    person, item = np.nonzero(rng.random((len(students), n_items)) >= s["skip_share"])
+    theta = students.theta.to_numpy()[person]
+    at_least = 1 / (
+        1 + np.exp(-items.discrimination.to_numpy()[item, None] * (theta[:, None] - steps[item]))
+    )
+    points = s["scores"][0] + (rng.random(len(person))[:, None] < at_least).sum(axis=1)
+    start = pd.Timestamp(s["day"]) + pd.to_timedelta(
+        rng.integers(8 * 60, 18 * 60, len(students)), unit="min"
+    )
+    answers = pd.DataFrame({
+        "student_id": students.student_id.to_numpy()[person], "item_id": items.item_id.to_numpy()[item],
+        "subject": items.subject.to_numpy()[item], "exam": s["exam"], "score": points,
+        "answered_at": start[person] + pd.to_timedelta(item * 30, unit="s"),
+        "language": students.language.to_numpy()[person],
+    })  # fmt: skip
+    again = answers.sample(frac=s["repeat_share"], random_state=seed).assign(
+        score=lambda f: np.clip(f.score + rng.integers(-1, 2, len(f)), min(s["scores"]), max(s["scores"])),
+        answered_at=lambda f: f.answered_at + pd.Timedelta(days=1),
+    )  # fmt: skip
+    answers = pd.concat([answers, again], ignore_index=True).sort_values(
+        "answered_at", kind="stable"
+    )
+    answers["answered_at"] = answers.answered_at.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return answers.reset_index(drop=True), items
+
 # %% ../../nbs/science/00_preparation.ipynb #c0a1b032
 def _write_sample(
-    db: sqlite3.Connection, responses: pd.DataFrame, items: pd.DataFrame, students: pd.DataFrame
+    db: sqlite3.Connection,
+    responses: pd.DataFrame,
+    items: pd.DataFrame,
+    students: pd.DataFrame,
+    survey: tuple[pd.DataFrame, pd.DataFrame] | None = None,  # the survey's answers and items
 ) -> None:
-    "The tables responses (indexed by exam and subject), items_truth and students_truth."
+    "The tables responses (indexed by exam and subject), items_truth and students_truth, survey_responses and survey_truth."
     db.execute("""CREATE TABLE responses (response_id INTEGER PRIMARY KEY, student_id TEXT, student_name TEXT,
                   item_id TEXT, item_name TEXT, item_difficulty_level INTEGER, subject TEXT, exam TEXT,
                   correct TEXT, answered_at TEXT, language TEXT)""")
@@ -922,21 +1041,36 @@ def _write_sample(
         "items_truth", db, index=False
     )
     students[["student_id", "theta", "language"]].to_sql("students_truth", db, index=False)
+    if survey is not None:
+        answers, survey_items = survey
+        db.execute(f"""CREATE TABLE {SAMPLE_SURVEY["table"]} (student_id TEXT, item_id TEXT, subject TEXT,
+                      exam TEXT, score INTEGER, answered_at TEXT, language TEXT)""")
+        answers.to_sql(SAMPLE_SURVEY["table"], db, index=False, if_exists="append")
+        survey_items.to_sql("survey_truth", db, index=False)
+
+
+def _default(function, name: str):
+    "The default of `function`'s parameter `name`."
+    import inspect
+
+    return inspect.signature(function).parameters[name].default
 
 
 def create_sample_database(path: str | Path, seed: int = 0, **sizes) -> Path:
-    "Write the sample SQLite database (tables responses, items_truth, students_truth) to `path`, atomically."
+    "Write the sample SQLite database (tables responses, items_truth, students_truth, survey_responses, survey_truth) to `path`, atomically."
     import os
     import tempfile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     responses, items, students = simulate_sample_records(seed=seed, **sizes)
+    n_students = sizes.get("n_students", _default(simulate_sample_records, "n_students"))
+    survey = simulate_sample_survey(students.iloc[:n_students], seed=seed)  # the first cohort
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         with sqlite3.connect(tmp) as db:
-            _write_sample(db, responses, items, students)
+            _write_sample(db, responses, items, students, survey)
         db.close()
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # a failed run leaves the previous database as it was

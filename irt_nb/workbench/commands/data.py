@@ -61,10 +61,10 @@ def fit_command(args: argparse.Namespace) -> int:
 
     if args.slice and not args.registry:
         raise ValueError("--slice COLUMN judges a registered version's slices: give --registry too")
-    if args.scheduler:
-        return _fit_distributed(args)
     if args.model in ("grm", "gpcm", "pcm") or args.item_model:
         return _fit_polytomous(args)
+    if args.scheduler:
+        return _fit_distributed(args)
     settings = {
         "source": args.source,
         **read_options(args),
@@ -163,8 +163,35 @@ def _item_models(pairs) -> dict[str, str]:
     return found
 
 
+_NOT_FOR_POLYTOMOUS = {  # option: why a polytomous fit refuses it (an option is never ignored)
+    "free": "a polytomous model file holds one set of item parameters (irt-nb dif frees items group by group)",
+    "registry": "the registry's held-out quality is for right/wrong items",
+    "slice": "the registry's held-out quality is for right/wrong items",
+    "scheduler": "the Dask fit is for right/wrong items",
+    "min_item_responses": "the minimums belong to the right/wrong processing report",
+    "min_person_responses": "the minimums belong to the right/wrong processing report",
+}
+
+
+def _refuse_for_polytomous(args: argparse.Namespace) -> None:
+    "One line naming every given option a polytomous fit cannot honour, and why."
+    given = []
+    for name in _NOT_FOR_POLYTOMOUS:
+        value = getattr(args, name, None)
+        if name.startswith("min_"):  # given when not the library's default
+            value = value != LibraryDefault("irt_nb.science.pipeline", "calibrate", name).value()
+        if value:
+            given.append(name)
+    if given:
+        reasons = "; ".join(dict.fromkeys(_NOT_FOR_POLYTOMOUS[n] for n in given))
+        options = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise ValueError(f"{options}: not for polytomous fits ({reasons})")
+    if args.reference and not args.group:
+        raise ValueError("--reference names one of the groups of --group COLUMN: give --group too")
+
+# %% ../../../nbs/workbench/commands/01_data.ipynb #c3d4e5f1
 def _fit_polytomous(args: argparse.Namespace) -> int:
-    "Fit GRM/GPCM/PCM items from a wide file of integer scores; write the model file."
+    "Fit GRM/GPCM/PCM items from integer scores in any source (with groups or anchors); write the model file."
     from irt_nb.science.polytomous import (
         PolytomousSettings,
         encode_scores,
@@ -172,33 +199,61 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
         save_polytomous_model,
     )
 
-    unsupported = [
-        f"--{n}" for n in ("group", "anchors", "registry", "free") if getattr(args, n, None)
-    ]
-    if unsupported:
-        raise ValueError(f"{', '.join(unsupported)}: for right/wrong items only, for now")
-    frame, id_column = _polytomous_answers(args)
-    scored = encode_scores(frame, id_column=id_column)
-    default = args.model if args.model in ("grm", "gpcm", "pcm") else "grm"
+    _refuse_for_polytomous(args)
+    answers = _polytomous_scores(args, group=args.group)
+    scored = encode_scores(answers.frame, id_column=answers.id_column)
+    kind = args.model if args.model in ("grm", "gpcm", "pcm") else "grm"
+    item_models = _item_models(args.item_model)
     settings = PolytomousSettings(
         n_quadrature=args.quadrature, tolerance=args.tol, max_iterations=args.max_iter
     )
-    model = fit_polytomous(
-        scored, model=default, item_models=_item_models(args.item_model), settings=settings
-    )
+    if args.group or args.anchors:
+        model = _fit_polytomous_groups(args, scored, answers.groups, kind, item_models, settings)
+    else:
+        model = fit_polytomous(scored, model=kind, item_models=item_models, settings=settings)
     out = save_polytomous_model(model, args.out)
     print(
         model.item_table().drop(columns=["intercepts_se"], errors="ignore").to_string(index=False)
     )
+    where = f" (filters {answers.filters})" if answers.filters else ""
     print(
-        f"{default}: {model.n_persons} persons x {len(model.item_ids)} items, converged={model.converged} after "
-        f"{model.n_iterations} iterations, loglik {model.log_likelihood:.3f}\nmodel: {out}"
+        f"{kind}: {model.n_persons} persons x {len(model.item_ids)} items from {answers.rows_read} answers{where}, "
+        f"converged={model.converged} after {model.n_iterations} iterations, loglik {model.log_likelihood:.3f}"
     )
+    for g in model.groups or []:
+        spread = f" ± {g.se_mean:.3f}" if g.free else " (reference, fixed)"
+        print(
+            f"group {g.name}: {g.n_persons} persons, ability mean {g.mean:.3f}{spread}, sd {g.sd:.3f}"
+        )
+    print(f"model: {out}")
     return 0
+
+
+def _fit_polytomous_groups(args, scored, labels, kind: str, item_models: dict, settings):
+    "A multiple-group (--group) or anchored (--anchors) polytomous calibration, as a model file holds it."
+    from irt_nb.science.polytomous import load_polytomous_model
+    from irt_nb.science.polytomous_groups import (
+        anchor_parameters,
+        calibration_model,
+        fit_polytomous_groups,
+    )
+
+    fixed = None
+    if args.anchors:
+        fixed, kinds = anchor_parameters(load_polytomous_model(args.anchors), scored)
+        clash = sorted(i for i, k in kinds.items() if item_models.get(i, k) != k)
+        if clash:
+            raise ValueError(f"--item-model {clash}: an anchor keeps its kind in {args.anchors}")
+        item_models = {**item_models, **kinds}
+    fit = fit_polytomous_groups(
+        scored, labels, reference=args.reference, model=kind, item_models=item_models,
+        fixed=fixed, settings=settings,
+    )  # fmt: skip
+    return calibration_model(fit, scored, column=args.group)
 
 # %% ../../../nbs/workbench/commands/01_data.ipynb #d0c1a2b4
 def _polytomous_answers(args: argparse.Namespace):
-    "The answers of a CSV or Parquet file as a wide frame of scores: `--wide`, or one row per answer."
+    "The answers of a CSV or Parquet file as a wide frame of scores (`irt-nb dif` reads its group column from it)."
     from irt_nb.science.polytomous import long_to_wide_scores, read_wide_scores
 
     scheme = str(args.source).split("://")[0] if "://" in str(args.source) else "file"
@@ -212,6 +267,16 @@ def _polytomous_answers(args: argparse.Namespace):
     return long_to_wide_scores(frame, read_options(args).get("columns"), args.attempt_policy)
 
 
+def _polytomous_scores(args: argparse.Namespace, group: str | None = None):
+    "The polytomous answers of the data options (`load_scores`): a wide file, or long records in a file or table."
+    from irt_nb.science.polytomous import load_scores
+
+    return load_scores(
+        args.source, attempt_policy=args.attempt_policy, group=group,
+        storage_options=storage_options(args), **read_options(args),
+    )  # fmt: skip
+
+
 def _is_polytomous(path) -> bool:
     "Whether a model file holds a polytomous calibration (read cheaply: its `model` field)."
     try:
@@ -222,7 +287,7 @@ def _is_polytomous(path) -> bool:
 
 
 def _score_polytomous(args: argparse.Namespace) -> int:
-    "Abilities under a polytomous model file; the answers in a wide file, in the model's scores."
+    "Abilities under a polytomous model file, the answers read from any source in the model's scores."
     from irt_nb.science.pipeline import write_table
     from irt_nb.science.polytomous import (
         encode_with_model,
@@ -231,9 +296,19 @@ def _score_polytomous(args: argparse.Namespace) -> int:
     )
 
     model = load_polytomous_model(args.model)
-    frame, id_column = _polytomous_answers(args)
-    scored, skipped = encode_with_model(model, frame, id_column, unknown=args.unknown_scores)
-    table = score_polytomous(model, scored, method=args.method).rename(
+    answers = _polytomous_scores(args, group=args.group)
+    items = [c for c in answers.frame.columns if c != answers.id_column]
+    unknown = [i for i in items if i not in model.item_ids]
+    if unknown and args.unknown_items == "error":
+        raise ValueError(
+            f"{len(unknown)} item(s) are not in the model: {unknown[:10]}; --unknown-items skip leaves them out"
+        )
+    if unknown:
+        print(f"warning: {len(unknown)} item(s) not in the model were left out: {unknown[:10]}")
+    scored, skipped = encode_with_model(
+        model, answers.frame, answers.id_column, unknown=args.unknown_scores
+    )
+    table = score_polytomous(model, scored, method=args.method, groups=answers.groups).rename(
         columns={"person": "student_id"}
     )
     table.insert(2, "n_responses", (scored.codes >= 0).sum(axis=1))
@@ -344,7 +419,7 @@ def _add_fit_parser(sub) -> None:
         choices=LazyChoices("irt_nb.science.polytomous", "ALL_MODELS"),
         default=LibraryDefault(pipeline, "calibrate", "model"),
         metavar="MODEL",
-        help="item model: %(choices)s (default %(default)s); grm, gpcm and pcm take integer scores (with --wide)",
+        help="item model: %(choices)s (default %(default)s); grm, gpcm and pcm take integer scores (a score column, or --wide)",
     )
     p.add_argument(
         "--item-model",

@@ -367,6 +367,54 @@ def _age_days(created: str | None, now: datetime | None) -> float | None:
         return None
     return ((now or datetime.now(UTC)) - datetime.fromisoformat(created)).total_seconds() / 86400
 
+# %% ../../nbs/serving/07_monitoring.ipynb #a0f1c023
+def _item_alarms(items: pd.DataFrame) -> list[str]:
+    "One line per drifted item, per item whose categories drifted (polytomous), then one per moved item."
+    crossed = [
+        f"item {r.item_id} drifted: observed {r.observed:.3f} vs expected {r.expected:.3f} (z {r.z:+.1f})"
+        for r in items[items.drifted].itertuples()
+    ]
+    if "categories_drifted" in items:  # a polytomous model
+        crossed += [
+            f"item {r.item_id} categories drifted: observed counts {r.observed_counts} vs expected "
+            f"{r.expected_counts} (chi2 {r.chi2:.1f} on {r.df} df)"
+            for r in items[items.categories_drifted].itertuples()
+        ]
+    name = "location" if "refit_location" in items else "difficulty"
+    return crossed + [
+        f"item {r.item_id} moved: {name} {getattr(r, 'refit_' + name):+.2f}, was {getattr(r, 'refit_' + name) - r.shift:+.2f}"
+        for r in items[items.moved].itertuples()
+    ]
+
+
+def _input_alarms(
+    invariants: dict,
+    age: float | None,
+    max_missing_increase: float,
+    max_mean_theta: float,
+    max_age_days: float,
+) -> list[str]:
+    "One line per invariant or age limit crossed."
+    crossed, new_items = [], invariants["new_items"]
+    if new_items:
+        crossed.append(f"{len(new_items)} item(s) the model does not know: {new_items[:10]}")
+    if invariants.get("unknown_scores"):  # polytomous answers read with unknown_scores="skip"
+        crossed.append(
+            f"{invariants['unknown_scores']} score(s) the model does not know, read as not answered"
+        )
+    calibration_missing = invariants["calibration_missing_rate"]
+    if invariants["missing_rate"] > calibration_missing + max_missing_increase:
+        crossed.append(
+            f"missing rate {invariants['missing_rate']:.1%} against {calibration_missing:.1%} at calibration"
+        )
+    if abs(invariants["mean_theta"]) > max_mean_theta:
+        crossed.append(
+            f"mean ability {invariants['mean_theta']:+.2f}: the cohort left the calibration's scale (N(0, 1))"
+        )
+    if age is not None and age > max_age_days:
+        crossed.append(f"the model is {age:.0f} days old (limit {max_age_days:g})")
+    return crossed
+
 # %% ../../nbs/serving/07_monitoring.ipynb #a0f1c01b
 def monitor_responses(
     model: CalibratedModel | PolytomousModel,

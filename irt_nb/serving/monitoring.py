@@ -271,6 +271,8 @@ class MonitorResult:
     items: (
         pd.DataFrame
     )  # item_id, n, observed, expected, z, p_adjusted, drifted, refit_difficulty, shift, moved
+    # (polytomous: mean scores; also observed_counts, expected_counts, chi2, df, category_p_adjusted,
+    # categories_drifted, in_theta, and refit_location in place of refit_difficulty)
     invariants: dict  # new_items, missing_items, missing_rate, calibration_missing_rate, mean_theta, sd_theta
     age_days: float | None
     crossed: list[str]
@@ -470,6 +472,8 @@ def _align_scores(
     if twice:
         raise ValueError(f"item column(s) {twice[:10]} appear more than once")
     frame = pd.DataFrame(np.asarray(scores, dtype=object), columns=ids)
+    if frame.empty:
+        raise ValueError("no students to monitor: the batch has no rows")
     frame = frame.reindex(
         columns=list(model.item_ids)
     )  # the model's items not in the batch: not answered

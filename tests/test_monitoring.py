@@ -497,6 +497,15 @@ def test_the_monitor_command_checks_a_polytomous_model_on_the_items_own_scores(t
     print(f"q2 moved {shift:+.3f}; the generator moved its thresholds {expected:+.3f}")
     assert abs(shift - expected) < 0.15
 
+    report = run("irt-nb", "monitor", str(model_file), str(tmp_path / "leaked.csv"), "--wide",
+                 "--report", str(tmp_path / "report"))  # fmt: skip
+    assert report.returncode == 1 and "ALERT item q2 drifted" in report.stdout, report.stderr
+    record = json.loads((tmp_path / "report" / "monitoring.json").read_text())
+    assert [c.split(" ")[1] for c in record["crossed"]] == ["q2"] * 3
+    assert record["items"][2]["categories_drifted"] and record["items"][2]["in_theta"] is False
+    html = (tmp_path / "report" / "monitoring_report.html").read_text()
+    assert html.count("data:image/png;base64") >= 2 and "polytomous (mixed)" in html
+
     bad = _draw_scores(model, theta[:20], 34)
     bad.loc[3, "q0"] = 6  # not on the 1-5 scale
     bad.to_csv(tmp_path / "bad.csv", index=False)

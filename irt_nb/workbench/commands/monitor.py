@@ -74,10 +74,13 @@ def _monitor_polytomous(args: argparse.Namespace) -> int:
     from irt_nb.serving.monitoring import monitor_responses
     from irt_nb.workbench.commands.data import _polytomous_answers
 
-    if args.report:
+    given = [f"--{n}" for n in ("exam", "subject", "since", "until") if getattr(args, n, None)]
+    if given:
         raise ValueError(
-            "--report: the monitoring report takes right/wrong models for now; run without --report"
+            f"{', '.join(given)}: polytomous answers are read whole (a CSV or Parquet file); filter it first"
         )
+    if args.report:
+        return _monitoring_report(args)
     model = load_polytomous_model(args.model)
     frame, id_column = _polytomous_answers(args)
     columns = [c for c in frame.columns if c != id_column]
@@ -108,6 +111,7 @@ def _monitoring_report(args: argparse.Namespace) -> int:
         "alpha": args.alpha,
         "max_shift": args.max_shift,
         "max_age_days": args.max_age_days,
+        "unknown_scores": args.unknown_scores,
     }
     run = run_report(
         parameters,

@@ -428,11 +428,9 @@ def monitor_responses(
     max_missing_increase: float = 0.2,
     max_mean_theta: float = 0.5,
     now: datetime | None = None,
-    created: str
-    | None = None,  # when the model was written (ISO 8601); default: the model's `created`
+    created: str | None = None,  # ISO time the model was written (default: `model.created`)
     unknown_scores: str = "error",  # polytomous: a score the model does not know is an error, or "skip" (not answered)
-    person_ids: list
-    | None = None,  # polytomous: the rows' ids, named in errors (default 1, 2, ...)
+    person_ids: list | None = None,  # polytomous: row ids named in errors (default 1, 2, ...)
 ) -> MonitorResult:
     "Compare new answers with the model: per-item drift, refit shifts, input invariants, age."
     if isinstance(model, PolytomousModel):
@@ -474,9 +472,8 @@ def _align_scores(
     frame = pd.DataFrame(np.asarray(scores, dtype=object), columns=ids)
     if frame.empty:
         raise ValueError("no students to monitor: the batch has no rows")
-    frame = frame.reindex(
-        columns=list(model.item_ids)
-    )  # the model's items not in the batch: not answered
+    # the model's items that the batch does not have: not answered
+    frame = frame.reindex(columns=list(model.item_ids))
     rows = list(person_ids) if person_ids is not None else list(range(1, len(frame) + 1))
     frame.insert(0, "_person", rows)
     scored, skipped = encode_with_model(model, frame, "_person", unknown=unknown)
@@ -516,9 +513,8 @@ def _category_counts(
     rows = []
     for j in range(len(model.item_ids)):
         answered, k = scored.codes[:, j] != MISSING_CODE, len(model.categories[j])
-        predicted = posterior[answered] @ model.category_probabilities(
-            nodes, j
-        )  # (n, K): E[P_k(θ) | answers]
+        # (n, K): each answer's category probabilities averaged over its person's posterior
+        predicted = posterior[answered] @ model.category_probabilities(nodes, j)
         observed = np.bincount(scored.codes[answered, j], minlength=k)
         expected = predicted.sum(axis=0)
         covariance = np.diag(expected) - predicted.T @ predicted

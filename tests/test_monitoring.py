@@ -435,3 +435,84 @@ def test_an_outcome_by_student_id_needs_the_students_scope_and_reveals_no_ids(
         "/v1/outcomes", json=with_theta, headers={"authorization": f"Bearer {writer}"}
     )
     assert reply.status_code == 200 and reply.json()["recorded"] == 1
+
+
+def _draw_scores(model, theta, seed, intercepts=None):
+    "A wide frame of scores (each item's own) drawn from a polytomous `model`, some items' intercepts replaced."
+    import pandas as pd
+
+    from irt_nb.science.polytomous import gpcm_probabilities, grm_probabilities
+
+    rng, frame = np.random.default_rng(seed), {"student": [f"s{i}" for i in range(len(theta))]}
+    for j, item in enumerate(model.item_ids):
+        d = np.asarray((intercepts or {}).get(item, model.intercepts[j]))
+        kind = grm_probabilities if model.kinds[j] == "grm" else gpcm_probabilities
+        p = kind(theta, model.discrimination[j], d)[0]
+        codes = (rng.random(len(theta))[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
+        frame[item] = np.array(model.categories[j])[codes]
+    return pd.DataFrame(frame)
+
+
+def test_the_monitor_command_checks_a_polytomous_model_on_the_items_own_scores(tmp_path):
+    "irt-nb fit --model grm, then irt-nb monitor: exit 0 on answers drawn from the model, 1 on a leaked item, 2 on bad input."
+    import pandas as pd
+
+    from irt_nb.science.polytomous import KINDS, load_polytomous_model
+
+    rng = np.random.default_rng(31)
+    ability, ratings = rng.normal(size=2500), {"student": [f"c{i}" for i in range(2500)]}
+    for j in range(8):  # a 1-5 agreement scale, and two 0-3 partial-credit items
+        kind, d = ("grm", [2.0, 0.7, -0.6, -1.9]) if j < 6 else ("gpcm", [0.8, 0.4, -0.7])
+        p = KINDS[kind](ability, 0.9 + 0.15 * j, np.array(d))[0]
+        ratings[f"q{j}"] = (kind == "grm") + (rng.random(2500)[:, None] > np.cumsum(p, axis=1)).sum(
+            axis=1
+        )
+    pd.DataFrame(ratings).to_csv(tmp_path / "ratings.csv", index=False)
+    model_file = tmp_path / "rated.json"
+    fitted = run("irt-nb", "fit", str(tmp_path / "ratings.csv"), "--wide", "--model", "grm",
+                 "--item-model", "q6=gpcm", "--item-model", "q7=gpcm", "--out", str(model_file))  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    model = load_polytomous_model(model_file)
+    assert model.categories[0] == (1, 2, 3, 4, 5) and model.kinds[6:] == ("gpcm", "gpcm")
+    theta = np.random.default_rng(32).normal(size=2000)
+    _draw_scores(model, theta, 33).to_csv(tmp_path / "steady.csv", index=False)
+    easier = {"q2": model.intercepts[2] + 1.0}  # q2's thresholds fall by 1/a
+    _draw_scores(model, theta, 33, easier).to_csv(tmp_path / "leaked.csv", index=False)
+
+    steady = run("irt-nb", "monitor", str(model_file), str(tmp_path / "steady.csv"), "--wide")
+    assert steady.returncode == 0 and steady.stdout.endswith("no threshold crossed\n"), (
+        steady.stdout
+    )
+    stale = run("irt-nb", "monitor", str(model_file), str(tmp_path / "steady.csv"), "--wide",
+                "--max-age-days", "0")  # fmt: skip
+    assert stale.returncode == 1 and "ALERT the model is 0 days old (limit 0)" in stale.stdout
+    leaked = run("irt-nb", "monitor", str(model_file), str(tmp_path / "leaked.csv"), "--wide")
+    alerts = [line for line in leaked.stdout.splitlines() if line.startswith("ALERT")]
+    assert (
+        leaked.returncode == 1 and alerts and all(a.startswith("ALERT item q2 ") for a in alerts)
+    ), leaked.stdout
+    moved = next(a for a in alerts if " moved: location " in a)
+    new, was = (float(x) for x in re.findall(r"[-+]\d+\.\d+", moved))
+    shift, expected = new - was, -1.0 / model.discrimination[2]
+    print(f"q2 moved {shift:+.3f}; the generator moved its thresholds {expected:+.3f}")
+    assert abs(shift - expected) < 0.15
+
+    report = run("irt-nb", "monitor", str(model_file), str(tmp_path / "leaked.csv"), "--wide",
+                 "--report", str(tmp_path / "report"))  # fmt: skip
+    assert report.returncode == 1 and "ALERT item q2 drifted" in report.stdout, report.stderr
+    record = json.loads((tmp_path / "report" / "monitoring.json").read_text())
+    assert [c.split(" ")[1] for c in record["crossed"]] == ["q2"] * 3
+    assert record["items"][2]["categories_drifted"] and record["items"][2]["in_theta"] is False
+    html = (tmp_path / "report" / "monitoring_report.html").read_text()
+    assert html.count("data:image/png;base64") >= 2 and "polytomous (mixed)" in html
+
+    bad = _draw_scores(model, theta[:20], 34)
+    bad.loc[3, "q0"] = 6  # not on the 1-5 scale
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    refused = run("irt-nb", "monitor", str(model_file), str(tmp_path / "bad.csv"), "--wide")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert (
+        "column 'q0', row 4 (id 's3'): score '6' is not one of the model's scores" in refused.stderr
+    )
+    missing = run("irt-nb", "monitor", str(model_file), str(tmp_path / "nowhere.csv"), "--wide")
+    assert missing.returncode == 2 and "nowhere.csv" in missing.stderr, missing.stderr

@@ -8,14 +8,27 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from ..science.calculation import CalibratedModel, fit_irt
+from irt_nb.science.polytomous import (
+    MISSING_CODE,
+    EMData,
+    PolytomousModel,
+    PolytomousSettings,
+    ScoredResponses,
+    e_step,
+    encode_with_model,
+    fit_polytomous,
+    one_hot,
+    score_polytomous,
+)
 from ..science.scoring import align_responses, score_persons
+from .stores import normal_quadrature
 
 # %% auto #0
 __all__ = ['DriftSettings', 'cusum_path', 'cusum_step', 'detection_delay', 'serialised_engine', 'dialect_insert', 'OutcomeStore', 'MonitorResult', 'monitor_responses', 'ServingMetrics', 'serving_metrics', 'ModelCollector']
@@ -258,6 +271,8 @@ class MonitorResult:
     items: (
         pd.DataFrame
     )  # item_id, n, observed, expected, z, p_adjusted, drifted, refit_difficulty, shift, moved
+    # (polytomous: mean scores; also observed_counts, expected_counts, chi2, df, category_p_adjusted,
+    # categories_drifted, in_theta, and refit_location in place of refit_difficulty)
     invariants: dict  # new_items, missing_items, missing_rate, calibration_missing_rate, mean_theta, sd_theta
     age_days: float | None
     crossed: list[str]
@@ -356,13 +371,20 @@ def _age_days(created: str | None, now: datetime | None) -> float | None:
 
 # %% ../../nbs/serving/07_monitoring.ipynb #a0f1c023
 def _item_alarms(items: pd.DataFrame) -> list[str]:
-    "One line per drifted item, then one per moved item."
+    "One line per drifted item, per item whose categories drifted (polytomous), then one per moved item."
     crossed = [
         f"item {r.item_id} drifted: observed {r.observed:.3f} vs expected {r.expected:.3f} (z {r.z:+.1f})"
         for r in items[items.drifted].itertuples()
     ]
+    if "categories_drifted" in items:  # a polytomous model
+        crossed += [
+            f"item {r.item_id} categories drifted: observed counts {r.observed_counts} vs expected "
+            f"{r.expected_counts} (chi2 {r.chi2:.1f} on {r.df} df)"
+            for r in items[items.categories_drifted].itertuples()
+        ]
+    name = "location" if "refit_location" in items else "difficulty"
     return crossed + [
-        f"item {r.item_id} moved: difficulty {r.refit_difficulty:+.2f}, was {r.refit_difficulty - r.shift:+.2f}"
+        f"item {r.item_id} moved: {name} {getattr(r, 'refit_' + name):+.2f}, was {getattr(r, 'refit_' + name) - r.shift:+.2f}"
         for r in items[items.moved].itertuples()
     ]
 
@@ -378,6 +400,10 @@ def _input_alarms(
     crossed, new_items = [], invariants["new_items"]
     if new_items:
         crossed.append(f"{len(new_items)} item(s) the model does not know: {new_items[:10]}")
+    if invariants.get("unknown_scores"):  # polytomous answers read with unknown_scores="skip"
+        crossed.append(
+            f"{invariants['unknown_scores']} score(s) the model does not know, read as not answered"
+        )
     calibration_missing = invariants["calibration_missing_rate"]
     if invariants["missing_rate"] > calibration_missing + max_missing_increase:
         crossed.append(
@@ -393,22 +419,34 @@ def _input_alarms(
 
 # %% ../../nbs/serving/07_monitoring.ipynb #a0f1c01b
 def monitor_responses(
-    model: CalibratedModel,
-    codes: np.ndarray,  # (n_persons, n_items) int8 of the new answers: 1, 0, -1 missing
+    model: CalibratedModel | PolytomousModel,
+    codes: np.ndarray,  # (n_persons, n_items) new answers: 1, 0, -1 missing; polytomous: the items' own scores, NaN missing
     item_ids: list[str],  # the columns' item ids
     alpha: float = 0.01,  # family-wise error rate of the per-item tests
-    max_shift: float = 0.5,  # largest tolerated change of a drifting item's difficulty in the refit
+    max_shift: float = 0.5,  # largest tolerated change of a drifting item's difficulty (location) in the refit
     max_age_days: float = 365,
     max_missing_increase: float = 0.2,
     max_mean_theta: float = 0.5,
     now: datetime | None = None,
+    created: str | None = None,  # ISO time the model was written (default: `model.created`)
+    unknown_scores: str = "error",  # polytomous: a score the model does not know is an error, or "skip" (not answered)
+    person_ids: list | None = None,  # polytomous: row ids named in errors (default 1, 2, ...)
 ) -> MonitorResult:
     "Compare new answers with the model: per-item drift, refit shifts, input invariants, age."
-    aligned, new_items = align_responses(model, codes, item_ids)
-    theta = score_persons(model, aligned, "eap").theta
-    items = _refit_drifted(model, aligned, _item_drift(model, aligned, theta, alpha), max_shift)
-    invariants = _input_invariants(model, codes, item_ids, new_items, theta)
-    age = _age_days(model.created, now)
+    if isinstance(model, PolytomousModel):
+        scored, new_items, skipped = _align_scores(
+            model, codes, item_ids, unknown_scores, person_ids
+        )
+        items, theta = _polytomous_checks(model, scored, alpha, max_shift)
+        present = [j for j, item in enumerate(model.item_ids) if item in {str(i) for i in item_ids}]
+        invariants = _input_invariants(model, scored.codes[:, present], item_ids, new_items, theta)
+        invariants["unknown_scores"] = skipped
+    else:
+        aligned, new_items = align_responses(model, codes, item_ids)
+        theta = score_persons(model, aligned, "eap").theta
+        items = _refit_drifted(model, aligned, _item_drift(model, aligned, theta, alpha), max_shift)
+        invariants = _input_invariants(model, codes, item_ids, new_items, theta)
+    age = _age_days(created or getattr(model, "created", None), now)
     crossed = _item_alarms(items) + _input_alarms(
         invariants,
         age,
@@ -417,6 +455,158 @@ def monitor_responses(
         max_age_days=max_age_days,
     )
     return MonitorResult(items, invariants, age, crossed, theta)
+
+# %% ../../nbs/serving/07_monitoring.ipynb #b7c30001
+def _align_scores(
+    model: PolytomousModel,
+    scores,  # (n_persons, n_columns) the items' own scores (numbers or text as read), NaN or None: not answered
+    item_ids: list,  # the item id of each column
+    unknown: str,  # "error" or "skip": how a score the model does not know is read
+    person_ids: list | None,  # the rows' ids, for the errors (default 1, 2, ...)
+) -> tuple[ScoredResponses, list[str], int]:
+    "The answers in the model's categories and item order, the column ids it does not know, and the unknown scores skipped."
+    ids = [str(i) for i in item_ids]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"item column(s) {twice[:10]} appear more than once")
+    frame = pd.DataFrame(np.asarray(scores, dtype=object), columns=ids)
+    if frame.empty:
+        raise ValueError("no students to monitor: the batch has no rows")
+    # the model's items that the batch does not have: not answered
+    frame = frame.reindex(columns=list(model.item_ids))
+    rows = list(person_ids) if person_ids is not None else list(range(1, len(frame) + 1))
+    frame.insert(0, "_person", rows)
+    scored, skipped = encode_with_model(model, frame, "_person", unknown=unknown)
+    return scored, [i for i in ids if i not in set(model.item_ids)], skipped
+
+# %% ../../nbs/serving/07_monitoring.ipynb #b7c30004
+def _score_residuals(
+    model: PolytomousModel, scored: ScoredResponses, theta: np.ndarray
+) -> pd.DataFrame:
+    "Per item: answers, observed and expected mean score at abilities `theta`, and z = Σ(x − E)/√Σ V."
+    rows = []
+    for j, item in enumerate(model.item_ids):
+        answered = scored.codes[:, j] != MISSING_CODE
+        scores = np.array(model.categories[j], float)
+        p = model.category_probabilities(theta[answered], j)
+        expected = p @ scores
+        variance = float(np.clip(p @ scores**2 - expected**2, 0, None).sum())
+        observed, n = float(scores[scored.codes[answered, j]].sum()), int(answered.sum())
+        rows.append({
+            "item_id": item, "n": n, "observed": observed / max(n, 1), "expected": float(expected.sum()) / max(n, 1),
+            "z": (observed - expected.sum()) / np.sqrt(max(variance, 1e-12)),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/serving/07_monitoring.ipynb #b7c30008
+def _posterior(model: PolytomousModel, scored: ScoredResponses) -> tuple[np.ndarray, np.ndarray]:
+    "The quadrature nodes, and each person's posterior over them (persons × nodes) given `scored`."
+    nodes, weights = normal_quadrature(model.n_quadrature)
+    data = EMData(model.layout, one_hot(scored, model.layout), scored.codes, nodes, np.log(weights))
+    return nodes, e_step(data, model.vector, keep_posterior=True)[2]
+
+
+def _category_counts(
+    model: PolytomousModel, scored: ScoredResponses, nodes: np.ndarray, posterior: np.ndarray
+) -> pd.DataFrame:
+    "Per item: observed and expected count of each category, and the χ² (K − 1 df) of their gaps."
+    rows = []
+    for j in range(len(model.item_ids)):
+        answered, k = scored.codes[:, j] != MISSING_CODE, len(model.categories[j])
+        # (n, K): each answer's category probabilities averaged over its person's posterior
+        predicted = posterior[answered] @ model.category_probabilities(nodes, j)
+        observed = np.bincount(scored.codes[answered, j], minlength=k)
+        expected = predicted.sum(axis=0)
+        covariance = np.diag(expected) - predicted.T @ predicted
+        gap = (observed - expected)[:-1]
+        chi2 = float(gap @ np.linalg.pinv(covariance[:-1, :-1], hermitian=True) @ gap)
+        rows.append({
+            "observed_counts": observed.tolist(), "expected_counts": np.round(expected, 1).tolist(),
+            "chi2": chi2, "df": k - 1,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/serving/07_monitoring.ipynb #b7c3000c
+def _score_tests(
+    model: PolytomousModel, scored: ScoredResponses, in_theta: np.ndarray, alpha: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    "Both tests of every item, with abilities (EAP) from the items `in_theta` (n_items,) only; and those abilities."
+    from scipy.stats import chi2, norm
+
+    basis = replace(
+        scored, codes=np.where(in_theta, scored.codes, MISSING_CODE).astype(scored.codes.dtype)
+    )
+    theta = score_polytomous(model, basis, method="eap").theta.to_numpy()
+    items = pd.concat(
+        [
+            _score_residuals(model, scored, theta),
+            _category_counts(model, scored, *_posterior(model, basis)),
+        ],
+        axis=1,
+    )
+    answered, m = items.n.to_numpy() > 0, len(items)
+    p = np.r_[2 * norm.sf(np.abs(items.z)), chi2.sf(items.chi2, items.df)]
+    adjusted = np.where(np.r_[answered, answered], _holm(p), 1.0)
+    items["p_adjusted"], items["category_p_adjusted"] = adjusted[:m], adjusted[m:]
+    items["drifted"] = (items.p_adjusted < alpha) & answered
+    items["categories_drifted"] = (items.category_p_adjusted < alpha) & answered
+    return items.assign(in_theta=in_theta), theta
+
+
+def _polytomous_drift(
+    model: PolytomousModel, scored: ScoredResponses, alpha: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    "The purified tests: drifting items set aside from the abilities one at a time, strongest first."
+    in_theta = np.ones(len(model.item_ids), bool)
+    while True:
+        items, theta = _score_tests(model, scored, in_theta, alpha)
+        drifting = (items.drifted | items.categories_drifted).to_numpy() & in_theta
+        if not drifting.any() or in_theta.sum() - 1 < len(in_theta) / 2:
+            return items, theta
+        evidence = np.minimum(items.p_adjusted, items.category_p_adjusted).to_numpy()
+        in_theta[np.flatnonzero(drifting)[evidence[drifting].argmin()]] = False
+
+# %% ../../nbs/serving/07_monitoring.ipynb #b7c30010
+def _refit_polytomous(
+    model: PolytomousModel, scored: ScoredResponses, items: pd.DataFrame, max_shift: float
+) -> pd.DataFrame:
+    "`items` with the drifting items' refit location (mean threshold), its shift, and whether it moved more than `max_shift`."
+    items["refit_location"], items["shift"] = np.nan, np.nan
+    free = (items.drifted | items.categories_drifted).to_numpy()
+    complete = [
+        np.isin(np.arange(len(c)), scored.codes[:, j]).all() for j, c in enumerate(model.categories)
+    ]
+    columns = np.flatnonzero(complete)  # fit_polytomous needs every category scored by someone
+    anchors = {
+        model.item_ids[j]: {"discrimination": model.discrimination[j], "intercepts": model.intercepts[j]}
+        for j in columns if not free[j]
+    }  # fmt: skip
+    if free[columns].any() and anchors:
+        part = ScoredResponses(
+            scored.codes[:, columns],
+            tuple(model.categories[j] for j in columns),
+            tuple(model.item_ids[j] for j in columns),
+        )
+        kinds = {
+            model.item_ids[j]: "grm" if model.kinds[j] == "2pl" else model.kinds[j] for j in columns
+        }
+        settings = PolytomousSettings(n_quadrature=model.n_quadrature, standard_errors=False)
+        refit = fit_polytomous(part, item_models=kinds, fixed=anchors, settings=settings)
+        before, after = model.thresholds(), refit.thresholds()
+        for k, j in enumerate(columns):
+            if free[j]:
+                items.loc[j, "refit_location"] = after[k].mean()
+                items.loc[j, "shift"] = after[k].mean() - before[j].mean()
+    items["moved"] = items["shift"].abs() > max_shift
+    return items
+
+# %% ../../nbs/serving/07_monitoring.ipynb #b7c30014
+def _polytomous_checks(
+    model: PolytomousModel, scored: ScoredResponses, alpha: float, max_shift: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    "The per-item tests (purified) and the refit of the drifting items; the abilities the tests used."
+    items, theta = _polytomous_drift(model, scored, alpha)
+    return _refit_polytomous(model, scored, items, max_shift), theta
 
 # %% ../../nbs/serving/07_monitoring.ipynb #e2d7be19
 class ServingMetrics:

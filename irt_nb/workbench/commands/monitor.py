@@ -27,7 +27,10 @@ def monitor_command(args: argparse.Namespace) -> int:
     from irt_nb.science.pipeline import read_responses
     from irt_nb.science.processing import process_responses
     from irt_nb.serving.monitoring import monitor_responses
+    from irt_nb.workbench.commands.data import _is_polytomous
 
+    if _is_polytomous(args.model):
+        return _monitor_polytomous(args)
     if args.report:
         return _monitoring_report(args)
     model = load_model(args.model)
@@ -40,13 +43,21 @@ def monitor_command(args: argparse.Namespace) -> int:
         max_shift=args.max_shift,
         max_age_days=args.max_age_days,
     )
-    shown = result.items[result.items.drifted | result.items.moved]
+    return _print_result(result, len(matrix.item_ids))
+
+
+def _print_result(result, n_items: int) -> int:
+    "The batch's size and the model's age, the items that drifted or moved, the alerts; the exit code (1: an alert)."
+    items = result.items
+    flagged = items.drifted | items.moved
+    if "categories_drifted" in items:  # a polytomous model
+        flagged |= items.categories_drifted
     print(
-        f"{result.invariants['n_students']} students, {len(matrix.item_ids)} items; model age "
+        f"{result.invariants['n_students']} students, {n_items} items; model age "
         + (f"{result.age_days:.0f} days" if result.age_days is not None else "unknown")
     )
-    if len(shown):
-        print(shown.round(3).to_string(index=False))
+    if flagged.any():
+        print(items[flagged].round(3).to_string(index=False))
     for problem in result.crossed:
         print(f"ALERT {problem}")
     print(
@@ -55,6 +66,36 @@ def monitor_command(args: argparse.Namespace) -> int:
         else f"{len(result.crossed)} threshold(s) crossed"
     )
     return 1 if result.crossed else 0
+
+# %% ../../../nbs/workbench/commands/04_monitor.ipynb #c4d10001
+def _monitor_polytomous(args: argparse.Namespace) -> int:
+    "`monitor` on a polytomous model file: the answers in the items' own scores."
+    from irt_nb.science.polytomous import load_polytomous_model
+    from irt_nb.serving.monitoring import monitor_responses
+    from irt_nb.workbench.commands.data import _polytomous_answers
+
+    given = [f"--{n}" for n in ("exam", "subject", "since", "until") if getattr(args, n, None)]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: polytomous answers are read whole (a CSV or Parquet file); filter it first"
+        )
+    if args.report:
+        return _monitoring_report(args)
+    model = load_polytomous_model(args.model)
+    frame, id_column = _polytomous_answers(args)
+    columns = [c for c in frame.columns if c != id_column]
+    result = monitor_responses(
+        model,
+        frame[columns].to_numpy(dtype=object),
+        columns,
+        alpha=args.alpha,
+        max_shift=args.max_shift,
+        max_age_days=args.max_age_days,
+        created=json.loads(Path(args.model).read_text(encoding="utf-8")).get("created"),
+        unknown_scores=args.unknown_scores,
+        person_ids=frame[id_column].tolist(),
+    )
+    return _print_result(result, len(columns))
 
 # %% ../../../nbs/workbench/commands/04_monitor.ipynb #b8dae40c
 def _monitoring_report(args: argparse.Namespace) -> int:
@@ -70,6 +111,7 @@ def _monitoring_report(args: argparse.Namespace) -> int:
         "alpha": args.alpha,
         "max_shift": args.max_shift,
         "max_age_days": args.max_age_days,
+        "unknown_scores": args.unknown_scores,
     }
     run = run_report(
         parameters,
@@ -103,10 +145,16 @@ def _add_monitor_parser(sub) -> None:
         "--max-shift",
         type=float,
         default=LibraryDefault(*monitoring, "max_shift"),
-        help="largest difficulty change in the refit",
+        help="largest difficulty (polytomous: location) change in the refit",
     )
     p.add_argument(
         "--max-age-days", type=float, default=LibraryDefault(*monitoring, "max_age_days")
+    )
+    p.add_argument(
+        "--unknown-scores",
+        choices=["error", "skip"],
+        default=LibraryDefault(*monitoring, "unknown_scores"),
+        help="polytomous models: a score the model does not know is an error, or read as not answered (an alert)",
     )
     p.add_argument(
         "--report", help="write the monitoring report (HTML with plots) into this folder"

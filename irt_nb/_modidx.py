@@ -1735,8 +1735,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                    'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._item_models': ( 'workbench/commands/data.html#_item_models',
                                                                                                  'irt_nb/workbench/commands/data.py'),
-                                                'irt_nb.workbench.commands.data._polytomous_answers': ( 'workbench/commands/data.html#_polytomous_answers',
-                                                                                                        'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._polytomous_scores': ( 'workbench/commands/data.html#_polytomous_scores',
                                                                                                        'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._print_fit': ( 'workbench/commands/data.html#_print_fit',

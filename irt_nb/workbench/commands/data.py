@@ -252,21 +252,6 @@ def _fit_polytomous_groups(args, scored, labels, kind: str, item_models: dict, s
     return calibration_model(fit, scored, column=args.group)
 
 # %% ../../../nbs/workbench/commands/01_data.ipynb #d0c1a2b4
-def _polytomous_answers(args: argparse.Namespace):
-    "The answers of a CSV or Parquet file as a wide frame of scores (`irt-nb dif` reads its group column from it)."
-    from irt_nb.science.polytomous import long_to_wide_scores, read_wide_scores
-
-    scheme = str(args.source).split("://")[0] if "://" in str(args.source) else "file"
-    if scheme not in ("file", "s3", "gs", "gcs", "az", "abfs", "memory", "http", "https"):
-        raise ValueError(
-            "polytomous answers are read from CSV or Parquet files (export a database table first)"
-        )
-    frame, id_column = read_wide_scores(args.source, args.id_column, storage_options(args))
-    if args.wide:
-        return frame, id_column
-    return long_to_wide_scores(frame, read_options(args).get("columns"), args.attempt_policy)
-
-
 def _polytomous_scores(args: argparse.Namespace, group: str | None = None):
     "The polytomous answers of the data options (`load_scores`): a wide file, or long records in a file or table."
     from irt_nb.science.polytomous import load_scores

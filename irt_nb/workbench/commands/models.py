@@ -50,7 +50,7 @@ def _add_polytomous(registry, args: argparse.Namespace) -> str:
     "Register a polytomous model file with its held-out quality on --data (read as `irt-nb fit --model grm` reads answers)."
     from irt_nb.science.polytomous import PolytomousModel, encode_with_model
     from irt_nb.serving.registry import read_model, register_polytomous
-    from irt_nb.workbench.commands.data import _absolute, _polytomous_answers
+    from irt_nb.workbench.commands.data import _absolute, _polytomous_scores
 
     model = read_model(args.model)
     if not isinstance(model, PolytomousModel):
@@ -58,17 +58,8 @@ def _add_polytomous(registry, args: argparse.Namespace) -> str:
             f"{args.model}: --data measures a polytomous model's held-out quality; a right/wrong "
             "calibration is registered with its quality and settings by irt-nb fit --registry"
         )
-    ignored = [
-        f"--{n.replace('_', '-')}"
-        for n in ("exam", "subject", "since", "until", "data_policy")
-        if getattr(args, n)
-    ]
-    if ignored:  # read from a CSV or Parquet file of scores, which these do not filter
-        raise ValueError(
-            f"{', '.join(ignored)}: not for a polytomous model's answers (a CSV or Parquet file)"
-        )
-    frame, id_column = _polytomous_answers(args)
-    scored, _ = encode_with_model(model, frame, id_column)
+    loaded = _polytomous_scores(args)  # as irt-nb fit --model grm reads them, filters included
+    scored, _ = encode_with_model(model, loaded.frame, loaded.id_column)
     answers = {"answers": _absolute(str(args.source)), "wide": bool(args.wide)}
     return register_polytomous(
         registry, model, scored, args.reason, holdout=args.holdout, model_path=args.model,

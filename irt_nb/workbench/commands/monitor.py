@@ -72,17 +72,13 @@ def _monitor_polytomous(args: argparse.Namespace) -> int:
     "`monitor` on a polytomous model file: the answers in the items' own scores."
     from irt_nb.science.polytomous import load_polytomous_model
     from irt_nb.serving.monitoring import monitor_responses
-    from irt_nb.workbench.commands.data import _polytomous_answers
+    from irt_nb.workbench.commands.data import _polytomous_scores
 
-    given = [f"--{n}" for n in ("exam", "subject", "since", "until") if getattr(args, n, None)]
-    if given:
-        raise ValueError(
-            f"{', '.join(given)}: polytomous answers are read whole (a CSV or Parquet file); filter it first"
-        )
     if args.report:
         return _monitoring_report(args)
     model = load_polytomous_model(args.model)
-    frame, id_column = _polytomous_answers(args)
+    loaded = _polytomous_scores(args)  # a wide file, or long records in a file or table (filtered)
+    frame, id_column = loaded.frame, loaded.id_column
     columns = [c for c in frame.columns if c != id_column]
     result = monitor_responses(
         model,

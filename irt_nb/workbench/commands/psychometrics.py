@@ -197,39 +197,13 @@ def _add_dif_parser(sub) -> None:
 # %% ../../../nbs/workbench/commands/05_psychometrics.ipynb #c5a10007
 def _grouped_scores(args: argparse.Namespace):
     "The polytomous answers of the data options, encoded, and each student's group from the column --group."
-    import numpy as np
+    from irt_nb.science.polytomous import encode_scores
+    from irt_nb.workbench.commands.data import _polytomous_scores
 
-    from irt_nb.science.polytomous import encode_scores, long_to_wide_scores
-    from irt_nb.science.processing import person_groups
-    from irt_nb.workbench.commands.data import _polytomous_answers
-
-    given = [f"--{n}" for n in ("exam", "subject", "since", "until") if getattr(args, n, None)]
-    if given:
-        raise ValueError(
-            f"{', '.join(given)}: for answers in a database; polytomous DIF reads a CSV or Parquet file"
-        )
-    raw, id_column = _polytomous_answers(argparse.Namespace(**(vars(args) | {"wide": True})))
-    if args.group not in raw.columns:
-        raise ValueError(
-            f"{args.source}: no group column {args.group!r}; columns are {list(raw.columns)[:10]}"
-        )
-    blank = raw[args.group].isna() | (raw[args.group].astype(str).str.strip() == "")
-    if blank.any():
-        raise ValueError(
-            f"column {args.group!r}, row {int(np.flatnonzero(blank)[0]) + 1}: no group"
-        )
-    if args.wide:
-        labels = raw.pop(args.group).astype(str).to_numpy()
-        return encode_scores(raw, id_column=id_column), labels
-    columns = read_options(args).get("columns")
-    wide, id_column = long_to_wide_scores(
-        raw.drop(columns=[args.group]), columns, args.attempt_policy
-    )
-    records = raw.rename(columns={source: name for name, source in (columns or {}).items()})
-    labels = person_groups(
-        records.rename(columns={args.group: "group"}), wide[id_column], args.group
-    )
-    return encode_scores(wide, id_column=id_column), labels
+    loaded = _polytomous_scores(
+        args, group=args.group
+    )  # a wide file, or long records in a file or table
+    return encode_scores(loaded.frame, id_column=loaded.id_column), loaded.groups
 
 
 def _polytomous_dif(args: argparse.Namespace) -> int:

@@ -170,13 +170,14 @@ def explain_polytomous_state(model, state) -> AbilityExplanation:
             "term_at_theta": at_theta,
         }
     )
-    own = (state.center, state.scale) != (0.0, 1.0)
+    prior = bank.group(state.group)
+    own = (state.center, state.scale) != (prior.mean, prior.sd)  # started at a calibrated θ̂
     source = "calibrated ability, widened" if own else "group prior"
     return AbilityExplanation(
         state.center,
         state.scale,
         source,
-        None,
+        state.group,
         nodes,
         log_prior,
         table,

@@ -14,7 +14,7 @@ from .calculation import AbilityGroup
 from .polytomous import ItemLayout, PolytomousModel
 
 # %% auto #0
-__all__ = ['polytomous_bank_model', 'graded_table', 'partial_credit_table', 'category_information', 'category_divergence', 'category_share', 'PolytomousBank']
+__all__ = ['polytomous_bank_model', 'graded_table', 'partial_credit_table', 'category_information', 'category_divergence', 'category_share', 'polytomous_group', 'PolytomousBank']
 
 # %% ../../nbs/science/12b_polytomous_adaptive.ipynb #pa000006
 def polytomous_bank_model(
@@ -103,6 +103,17 @@ def category_share(p, scores, n_categories) -> np.ndarray:
     return ((p * scores).sum(axis=-1) - low) / (high - low)
 
 # %% ../../nbs/science/12b_polytomous_adaptive.ipynb #pa000011
+def polytomous_group(model: PolytomousModel, name: str | None = None) -> AbilityGroup:
+    "The ability group `name` of a polytomous calibration: its groups' (the reference first), or 'all', N(0, 1)."
+    groups = list(model.groups or [AbilityGroup("all")])
+    if name is None:
+        return groups[0]
+    for group in groups:
+        if group.name == str(name):
+            return group
+    raise ValueError(f"unknown group {str(name)!r}; the model has {[g.name for g in groups]}")
+
+
 class PolytomousBank:
     "A `PolytomousModel`'s items as the adaptive engine asks for them (`ItemBank`): answers in each item's own scores."
 
@@ -124,10 +135,8 @@ class PolytomousBank:
         self._codes = [{score: code for code, score in enumerate(c)} for c in model.categories]
 
     def group(self, name: str | None = None) -> AbilityGroup:
-        "The one ability group of a polytomous calibration, N(0, 1)."
-        if name not in (None, "all"):
-            raise ValueError(f"unknown group {str(name)!r}; the model has ['all']")
-        return AbilityGroup("all")
+        "The ability group `name` of the calibration (default: the reference group; without groups: 'all', N(0, 1))."
+        return polytomous_group(self.model, name)
 
     def code(self, j: int, response) -> int:
         "The category of the score `response` on item `j`."

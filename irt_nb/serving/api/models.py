@@ -281,7 +281,8 @@ def serve_model(
         state.load(model)
         if isinstance(model, PolytomousModel):
             scores = sorted({s for c in model.categories for s in c})
-            return Serving(state, list(model.item_ids), ["all"], scores)
+            groups = [g.name for g in model.groups] if model.groups else ["all"]
+            return Serving(state, list(model.item_ids), groups, scores)
         groups = [g.name for g in model.groups or [model.group()]]
         return Serving(state, list(model.item_ids), groups, [0, 1])
     file = ModelFile.read(config.model)

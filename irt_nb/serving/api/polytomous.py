@@ -15,6 +15,7 @@ from irt_nb.science.polytomous import (
     polytomous_to_dict,
     score_polytomous,
 )
+from ...science.polytomous_adaptive import polytomous_group
 from ...science.score_tables import polytomous_score_table
 from irt_nb.serving.api.core import (
     ModelService,
@@ -40,10 +41,9 @@ class PolytomousItems(ModelService):
     def allowed(self, j: int) -> tuple[int, ...]:
         return self.model.categories[j]
 
-    def group(self, name: str | None = None) -> str:
-        if name not in (None, "all"):
-            raise ValueError(f"unknown group {str(name)!r}; the model has ['all']")
-        return "all"
+    def group(self, name: str | None = None):
+        "The ability group `name` (a multiple-group or anchored calibration's, or 'all')."
+        return polytomous_group(self.model, name)
 
     def item(self, j: int) -> dict:
         return self._items[j]
@@ -128,7 +128,8 @@ class PolytomousService(PolytomousItems):
         for j, item in zip(columns.tolist(), kept, strict=True):
             codes[0, j] = self.model.categories[j].index(responses[item])
         scored = ScoredResponses(codes, self.model.categories, self.model.item_ids, ("student",))
-        found = score_polytomous(self.model, scored, method=method)
+        groups = None if group is None or not self.model.groups else [group]
+        found = score_polytomous(self.model, scored, method=method, groups=groups)
         theta, se, at_bound = float(found.theta[0]), float(found.se[0]), bool(found.at_bound[0])
         return Score(theta, se, at_bound, len(kept), warnings)
 

@@ -205,9 +205,15 @@ def score_table(
     return ScoreTable(table, reliability, scale, n_complete, n_incomplete)
 
 # %% ../../nbs/science/09_score_tables.ipynb #527dd949
-def polytomous_score_table(model, *, n_quadrature: int = 61) -> ScoreTable:
-    "EAP[θ | summed score] and its SE for a polytomous model (`irt_nb.science.polytomous`), scores in the items' own units."
+def polytomous_score_table(
+    model, *, n_quadrature: int = 61, group: str | None = None
+) -> ScoreTable:
+    "EAP[θ | summed score] and its SE for a polytomous model (`irt_nb.science.polytomous`), scores in the items' own units, in `group`'s prior (default: the reference group's)."
+    from irt_nb.science.polytomous_adaptive import polytomous_group
+
+    prior = polytomous_group(model, group)
     nodes, weights = normal_quadrature(n_quadrature)
+    nodes = prior.mean + prior.sd * nodes
     low = sum(c[0] for c in model.categories)
     likelihood = np.ones((len(nodes), 1))  # running totals low.., starting from no item
     for j, categories in enumerate(model.categories):

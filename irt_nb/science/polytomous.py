@@ -531,9 +531,9 @@ def run_polytomous_em(data: EMData, vector, settings: PolytomousSettings, histor
     "EM with SQUAREM from `vector`: (parameters, iterations, converged); appends to `history`."
     change = np.inf
     for iteration in range(1, settings.max_iterations + 1):
-        # float32 products while the parameters move a lot; near the maximum the likelihoods that SQUAREM compares
-        # differ by less than float32 resolves (~0.05 on 100,000 persons), so the last iterations run in float64
-        precision = settings.precision if change > 100 * settings.tolerance else "float64"
+        # float32 products while the parameters move by more than 10 × tolerance (and 1e-4, far above float32's
+        # rounding of the counts); the last iterations run in float64, which resolves the smallest steps
+        precision = settings.precision if change > max(10 * settings.tolerance, 1e-4) else "float64"
         step1, loglik = _em_map(data, vector, precision)
         step2, _ = _em_map(data, step1, precision)
         jump = squarem_step(vector, step1, step2)
@@ -799,14 +799,19 @@ def score_tables(layout: ItemLayout, vector, nodes) -> tuple[np.ndarray, list]:
     return scores, curvatures
 
 
-def _centred_scores(posterior, x, scores, single, min_posterior):
+def _centred_scores(posterior, x, single, min_posterior):
     "√w (S(q) − E[S]) for the (person, node) pairs with posterior above `min_posterior`, in float32 (pairs, items × K_max)."
-    n, n_items, k_max = len(x), scores.shape[1], scores.shape[3]
-    means = (posterior @ scores.reshape(len(scores), -1)).reshape(n, n_items, k_max + 1, k_max)
-    means = means[np.arange(n)[:, None], np.arange(n_items), x].astype(np.float32)  # E_n[S_n]
+    n, (n_nodes, n_items, _, k_max) = (
+        len(x),
+        single.shape,
+    )  # single: (nodes, items, K_max + 1, K_max)
+    means = (posterior.astype(np.float32) @ single.reshape(n_nodes, -1)).reshape(
+        n, n_items, k_max + 1, k_max
+    )
+    means = means[np.arange(n)[:, None], np.arange(n_items), x]  # E_n[S_n]
     person, node = np.nonzero(posterior > min_posterior)
     rows = (node[:, None] * n_items + np.arange(n_items)) * (k_max + 1) + x[person]
-    centred = np.take(single, rows, axis=0)  # (pairs, items, K_max)
+    centred = np.take(single.reshape(-1, k_max), rows, axis=0)  # (pairs, items, K_max)
     centred -= means[person]
     centred *= np.sqrt(posterior[person, node]).astype(np.float32)[:, None, None]
     return centred.reshape(len(person), n_items * k_max)
@@ -817,7 +822,7 @@ def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e
     layout, nodes = data.layout, data.nodes
     n_items, k_max = len(layout.kinds), int(layout.n_categories.max())
     scores, curvatures = score_tables(layout, vector, nodes)
-    single = scores.astype(np.float32).reshape(-1, k_max)  # a row per (node, item, category)
+    single = scores.astype(np.float32)
     table = log_table(vector, layout, nodes)
     starts = np.cumsum([0] + [len(b) for b in data.answers.blocks])
 
@@ -835,7 +840,7 @@ def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e
         covariance = np.zeros((n_items * k_max,) * 2)
         for first in range(0, len(block), rows):  # sub-blocks: the pairs' scores stay small
             part = slice(first, first + rows)
-            centred = _centred_scores(posterior[part], x[part], scores, single, min_posterior)
+            centred = _centred_scores(posterior[part], x[part], single, min_posterior)
             covariance += centred.T @ centred  # float32 products, summed in float64
         return float((np.log(total) + top).sum()), block.T @ posterior, covariance
 

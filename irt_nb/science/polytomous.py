@@ -817,7 +817,7 @@ def _centred_scores(posterior, x, single, min_posterior):
     return centred.reshape(len(person), n_items * k_max)
 
 # %% ../../nbs/science/11_polytomous.ipynb #f1a0b006
-def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-10) -> LouisPass:
+def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8) -> LouisPass:
     "The E-step at `vector` in float64 and, from its posterior, the observed information by Louis' formula."
     layout, nodes = data.layout, data.nodes
     n_items, k_max = len(layout.kinds), int(layout.n_categories.max())

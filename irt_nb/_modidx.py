@@ -480,6 +480,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'irt_nb/science/polytomous.py'),
                                            'irt_nb.science.polytomous.ItemLayout': ( 'science/polytomous.html#itemlayout',
                                                                                      'irt_nb/science/polytomous.py'),
+                                           'irt_nb.science.polytomous.ItemLayout.batches': ( 'science/polytomous.html#itemlayout.batches',
+                                                                                             'irt_nb/science/polytomous.py'),
                                            'irt_nb.science.polytomous.ItemLayout.intercepts': ( 'science/polytomous.html#itemlayout.intercepts',
                                                                                                 'irt_nb/science/polytomous.py'),
                                            'irt_nb.science.polytomous.ItemLayout.item_params': ( 'science/polytomous.html#itemlayout.item_params',

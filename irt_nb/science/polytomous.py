@@ -197,6 +197,14 @@ class ItemLayout:
         s = self.intercept_start[j]
         return np.concatenate([[self.slope_index[j]], np.arange(s, s + self.n_categories[j] - 1)])
 
+    def batches(self) -> dict[tuple[str, int], np.ndarray]:
+        'The items by ("grm" or "gpcm", K): the groups whose probabilities are computed as one array.'
+        found = {}
+        for j, kind in enumerate(self.kinds):
+            family = "grm" if kind == "grm" else "gpcm"  # PCM and 2PL items are GPCMs
+            found.setdefault((family, int(self.n_categories[j])), []).append(j)
+        return {key: np.array(items) for key, items in found.items()}
+
     def probabilities(self, vector, j, theta) -> tuple[np.ndarray, np.ndarray]:
         a, d = self.item_params(vector, j)
         return (grm_probabilities if self.kinds[j] == "grm" else gpcm_probabilities)(theta, a, d)
@@ -230,13 +238,15 @@ def one_hot(scored: ScoredResponses, layout: ItemLayout) -> OneHotAnswers:
 # %% ../../nbs/science/11_polytomous.ipynb #bceb38d5
 def log_table(vector, layout: ItemLayout, nodes) -> np.ndarray | None:
     "log P of every category at every node (categories × nodes), or None where a GRM item's d's are out of order."
-    rows = []
-    for j in range(len(layout.kinds)):
-        p, _ = layout.probabilities(vector, j, nodes)
+    table = np.empty((int(layout.n_categories.sum()), len(nodes)))
+    for kind, items in layout.batches().items():  # the items of one kind and K at once
+        slots = np.array([layout.item_slots(j) for j in items])
+        p, _ = BATCH_KINDS[kind[0]](nodes, vector[slots[:, 0]], vector[slots[:, 1:]])
         if not np.all(p > 0):
             return None
-        rows.append(np.log(p).T)
-    return np.vstack(rows)
+        rows = layout.category_start[items][:, None] + np.arange(slots.shape[1])
+        table[rows] = np.log(np.swapaxes(p, 1, 2))
+    return table
 
 
 @dataclass(frozen=True)
@@ -375,9 +385,12 @@ def batch_terms(kind: str, nodes, params, counts):
     p = np.where(p > 0, p, 1.0)
     r = np.swapaxes(counts, 1, 2)
     value = np.where(valid, (r * np.log(p)).sum(axis=(1, 2)), -np.inf)
-    grad = np.einsum("jqk,jqkp->jp", r / p, jac)
-    info = np.einsum("jq,jqkp,jqkr->jpr", r.sum(axis=2), jac / p[..., None], jac)
-    return value, grad, info
+    flat = jac.reshape(
+        len(jac), -1, jac.shape[-1]
+    )  # (J, Q·K, p): the sums over nodes and categories as matmuls
+    grad = ((r / p).reshape(len(r), 1, -1) @ flat)[:, 0]
+    weighted = (jac * (r.sum(axis=2)[:, :, None] / p)[..., None]).reshape(flat.shape)
+    return value, grad, np.swapaxes(weighted, 1, 2) @ flat
 
 
 def _batch_scoring(data: EMData, vector, items, counts, n_steps: int) -> np.ndarray:
@@ -675,10 +688,11 @@ def fit_polytomous(
     ):  # one float64 pass at the estimates: likelihood, counts and information
         final = louis_pass(data, vector)
         loglik, counts, info = final.log_likelihood, final.counts, final.information
-        try:  # the information is positive definite at a maximum; pinv only if it is not
-            inverse = cho_solve(cho_factor(info), np.eye(len(info)))
-        except np.linalg.LinAlgError:
-            inverse = np.linalg.pinv(info)
+        with one_blas_thread():  # a small matrix: waking BLAS threads costs more than it saves
+            try:  # the information is positive definite at a maximum; pinv only if it is not
+                inverse = cho_solve(cho_factor(info), np.eye(len(info)))
+            except np.linalg.LinAlgError:
+                inverse = np.linalg.pinv(info)
         vector, loglik, counts = newton_polish(data, vector, loglik, counts, inverse)
         covariance = np.zeros((layout.n_params, layout.n_params))
         covariance[np.ix_(free, free)] = inverse

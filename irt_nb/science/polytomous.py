@@ -548,6 +548,14 @@ def run_polytomous_em(data: EMData, vector, settings: PolytomousSettings, histor
         # rounding of the counts); the last iterations run in float64, which resolves the smallest steps
         precision = settings.precision if change > max(10 * settings.tolerance, 1e-4) else "float64"
         step1, loglik = _em_map(data, vector, precision)
+        change = float(np.max(np.abs(step1 - vector)))
+        if (
+            change < settings.tolerance
+        ):  # one plain EM step moves less than the tolerance: no extrapolation needed
+            history.append(
+                dict(iteration=iteration, loglik=loglik, max_change=change, accelerated=False)
+            )
+            return step1, iteration, True
         step2, _ = _em_map(data, step1, precision)
         jump = squarem_step(vector, step1, step2)
         jump[data.fixed] = vector[data.fixed]

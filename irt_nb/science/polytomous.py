@@ -549,9 +549,8 @@ def run_polytomous_em(data: EMData, vector, settings: PolytomousSettings, histor
         precision = settings.precision if change > max(10 * settings.tolerance, 1e-4) else "float64"
         step1, loglik = _em_map(data, vector, precision)
         change = float(np.max(np.abs(step1 - vector)))
-        if (
-            change < settings.tolerance
-        ):  # one plain EM step moves less than the tolerance: no extrapolation needed
+        # one plain EM step already moves less than the tolerance: no extrapolation needed
+        if change < settings.tolerance:
             history.append(
                 dict(iteration=iteration, loglik=loglik, max_change=change, accelerated=False)
             )

@@ -28,7 +28,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['MISSING_CODE', 'KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot', 'log_table', 'EMData', 'e_step', 'item_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
+__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot', 'log_table', 'EMData', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
 
 # %% ../../nbs/science/11_polytomous.ipynb #e2d813bf
 MISSING_CODE = -1
@@ -197,6 +197,14 @@ class ItemLayout:
         s = self.intercept_start[j]
         return np.concatenate([[self.slope_index[j]], np.arange(s, s + self.n_categories[j] - 1)])
 
+    def batches(self) -> dict[tuple[str, int], np.ndarray]:
+        'The items by ("grm" or "gpcm", K): the groups whose probabilities are computed as one array.'
+        found = {}
+        for j, kind in enumerate(self.kinds):
+            family = "grm" if kind == "grm" else "gpcm"  # PCM and 2PL items are GPCMs
+            found.setdefault((family, int(self.n_categories[j])), []).append(j)
+        return {key: np.array(items) for key, items in found.items()}
+
     def probabilities(self, vector, j, theta) -> tuple[np.ndarray, np.ndarray]:
         a, d = self.item_params(vector, j)
         return (grm_probabilities if self.kinds[j] == "grm" else gpcm_probabilities)(theta, a, d)
@@ -206,7 +214,9 @@ class ItemLayout:
 class OneHotAnswers:
     "The answers as dense 0/1 blocks of persons × categories (not answered: a row of zeros for that item)."
 
-    blocks: tuple[np.ndarray, ...]  # float64, at most `rows_per_block` persons each
+    blocks: tuple[
+        np.ndarray, ...
+    ]  # float32 (0 and 1 are exact), at most `rows_per_block` persons each
 
     def dense(self) -> np.ndarray:
         return np.vstack(self.blocks)
@@ -217,22 +227,26 @@ def one_hot(scored: ScoredResponses, layout: ItemLayout) -> OneHotAnswers:
     width, blocks = int(layout.n_categories.sum()), []
     for rows in person_chunks(scored.codes.shape[0], width, 61):
         codes = scored.codes[rows]
-        block = np.zeros((len(codes), width))
-        persons, items = np.nonzero(codes != MISSING_CODE)
-        block[persons, layout.category_start[items] + codes[persons, items]] = 1.0
+        block = np.zeros((len(codes), width), np.float32)
+        at = (
+            layout.category_start + codes + np.arange(len(codes))[:, None] * width
+        )  # flat positions
+        block.reshape(-1)[at[codes != MISSING_CODE]] = 1.0
         blocks.append(block)
     return OneHotAnswers(tuple(blocks))
 
 # %% ../../nbs/science/11_polytomous.ipynb #bceb38d5
 def log_table(vector, layout: ItemLayout, nodes) -> np.ndarray | None:
     "log P of every category at every node (categories × nodes), or None where a GRM item's d's are out of order."
-    rows = []
-    for j in range(len(layout.kinds)):
-        p, _ = layout.probabilities(vector, j, nodes)
+    table = np.empty((int(layout.n_categories.sum()), len(nodes)))
+    for kind, items in layout.batches().items():  # the items of one kind and K at once
+        slots = np.array([layout.item_slots(j) for j in items])
+        p, _ = BATCH_KINDS[kind[0]](nodes, vector[slots[:, 0]], vector[slots[:, 1:]])
         if not np.all(p > 0):
             return None
-        rows.append(np.log(p).T)
-    return np.vstack(rows)
+        rows = layout.category_start[items][:, None] + np.arange(slots.shape[1])
+        table[rows] = np.log(np.swapaxes(p, 1, 2))
+    return table
 
 
 @dataclass(frozen=True)
@@ -249,23 +263,27 @@ class EMData:
 
 # %% ../../nbs/science/11_polytomous.ipynb #db7384f1
 def e_step(
-    data: EMData, vector, keep_posterior: bool = False
+    data: EMData, vector, keep_posterior: bool = False, precision: str = "float64"
 ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-    "(log-likelihood, expected counts r (categories × nodes), posterior (persons × nodes) if kept)."
+    "(log-likelihood, expected counts r (categories × nodes), posterior (persons × nodes) if kept); products in `precision`."
     table = log_table(vector, data.layout, data.nodes)
     if table is None:
         return -np.inf, None, None
+    dtype = np.dtype(precision)
+    products, log_weights = table.astype(dtype), data.log_weights.astype(dtype)
 
     def work(block):  # one block of persons, on one of the E-step's threads
-        joint = block @ table
-        joint += data.log_weights
+        block = block.astype(dtype, copy=False)
+        joint = block @ products
+        joint += log_weights
         top = joint.max(axis=1, keepdims=True)
-        np.exp(joint - top, out=joint)
-        total = joint.sum(axis=1, keepdims=True)
-        joint /= total
+        joint -= top
+        np.exp(joint, out=joint)
+        total = joint.sum(axis=1, keepdims=True, dtype=np.float64)  # sums and logs in float64
+        joint *= (1.0 / total).astype(dtype)
         return (
             float((np.log(total) + top).sum()),
-            block.T @ joint,
+            (block.T @ joint).astype(float),
             joint if keep_posterior else None,
         )
 
@@ -307,29 +325,119 @@ def _group_terms(data: EMData, vector, items, counts, slots):
     return total, grad, info
 
 
-def m_step(data: EMData, vector, counts, n_steps: int = 3) -> np.ndarray:
-    "The parameters that raise Σ r log P, group by group (a few Fisher-scoring steps each)."
+def _fisher_scoring(data: EMData, vector, items, counts, n_steps: int) -> np.ndarray:
+    "A few Fisher-scoring steps on the free parameters of one group of items, halving a step until the objective does not fall."
+    slots = np.unique(np.concatenate([data.layout.item_slots(j) for j in items]))
+    free = ~data.fixed[slots]
+    if not free.any():
+        return vector
+    value, grad, info = _group_terms(data, vector, items, counts, slots)
+    for _ in range(n_steps):
+        step = np.linalg.solve(info[np.ix_(free, free)] + 1e-9 * np.eye(free.sum()), grad[free])
+        for _ in range(30):
+            trial = vector.copy()
+            trial[slots[free]] += step
+            new_value, new_grad, new_info = _group_terms(data, trial, items, counts, slots)
+            if new_value >= value - 1e-12 * abs(value):
+                break
+            step /= 2
+        else:
+            break
+        vector, value, grad, info = trial, new_value, new_grad, new_info
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return vector
+
+# %% ../../nbs/science/11_polytomous.ipynb #f1a0b002
+def grm_batch(theta, a, d) -> tuple[np.ndarray, np.ndarray]:
+    "`grm_probabilities` of J items at once: a (J,), d (J, K−1) → P (J, Q, K), ∂P/∂(a, d) (J, Q, K, K)."
+    j, q, k = len(a), len(theta), d.shape[1] + 1
+    star = np.ones((j, q, k + 1))
+    star[:, :, 1:k] = expit(a[:, None, None] * theta[None, :, None] + d[:, None, :])
+    star[:, :, k] = 0.0
+    w = star * (1 - star)
+    dstar = np.zeros((j, q, k + 1, k))
+    dstar[..., 0] = w * theta[:, None]
+    dstar[:, :, np.arange(1, k), np.arange(1, k)] = w[:, :, 1:k]
+    return star[..., :-1] - star[..., 1:], dstar[:, :, :-1] - dstar[:, :, 1:]
+
+
+def gpcm_batch(theta, a, d) -> tuple[np.ndarray, np.ndarray]:
+    "`gpcm_probabilities` of J items at once: a (J,), d (J, K−1) → P (J, Q, K), ∂P/∂(a, d) (J, Q, K, K)."
+    k = np.arange(d.shape[1] + 1)
+    eta = (a[:, None, None] * theta[None, :, None]) * k + np.pad(d, ((0, 0), (1, 0)))[:, None, :]
+    p = np.exp(eta - eta.max(axis=2, keepdims=True))
+    p /= p.sum(axis=2, keepdims=True)
+    dp_deta = p[..., None] * (np.eye(len(k)) - p[..., None, :])  # (J, Q, K, K): ∂P_k/∂η_m
+    jac = np.empty(p.shape + (len(k),))
+    jac[..., 0] = dp_deta @ k * theta[:, None]  # ∂η_m/∂a = m θ
+    jac[..., 1:] = dp_deta[..., 1:]  # ∂η_m/∂d_m = 1
+    return p, jac
+
+
+BATCH_KINDS = {"grm": grm_batch, "gpcm": gpcm_batch}
+
+# %% ../../nbs/science/11_polytomous.ipynb #f1a0b004
+def batch_terms(kind: str, nodes, params, counts):
+    "Σ r log P (−inf where a GRM item's d's are out of order), gradient and information of items of one kind and K: params (J, K) = (a, d_1..), counts (J, K, Q)."
+    p, jac = BATCH_KINDS[kind](nodes, params[:, 0], params[:, 1:])  # (J, Q, K), (J, Q, K, K)
+    valid = (p > 0).all(axis=(1, 2))
+    p = np.where(p > 0, p, 1.0)
+    r = np.swapaxes(counts, 1, 2)
+    value = np.where(valid, (r * np.log(p)).sum(axis=(1, 2)), -np.inf)
+    flat = jac.reshape(
+        len(jac), -1, jac.shape[-1]
+    )  # (J, Q·K, p): the sums over nodes and categories as matmuls
+    grad = ((r / p).reshape(len(r), 1, -1) @ flat)[:, 0]
+    weighted = (jac * (r.sum(axis=2)[:, :, None] / p)[..., None]).reshape(flat.shape)
+    return value, grad, np.swapaxes(weighted, 1, 2) @ flat
+
+
+def _batch_scoring(data: EMData, vector, items, counts, n_steps: int) -> np.ndarray:
+    "`_fisher_scoring` on many free items of one kind and K at once: the same steps, as array operations."
+    layout, kind = data.layout, "grm" if data.layout.kinds[items[0]] == "grm" else "gpcm"
+    slots = np.array([layout.item_slots(j) for j in items])  # (J, K)
+    r = counts[layout.category_start[items][:, None] + np.arange(slots.shape[1])]  # (J, K, Q)
+    params = vector[slots]
+    value, grad, info = batch_terms(kind, data.nodes, params, r)
+    active = np.ones(len(items), bool)  # items still stepping
+    for _ in range(n_steps):
+        step = np.linalg.solve(info + 1e-9 * np.eye(slots.shape[1]), grad[..., None])[..., 0]
+        pending, moved = active.copy(), np.zeros(len(items), bool)
+        for _ in range(30):
+            at = np.flatnonzero(pending)
+            new_value, new_grad, new_info = batch_terms(
+                kind, data.nodes, params[at] + step[at], r[at]
+            )
+            good = new_value >= value[at] - 1e-12 * np.abs(value[at])
+            took = at[good]
+            params[took] += step[took]
+            value[took], grad[took], info[took] = new_value[good], new_grad[good], new_info[good]
+            moved[took], pending[took] = True, False
+            step[pending] /= 2
+            if not pending.any():
+                break
+        active &= moved & (np.abs(step).max(axis=1) >= 1e-10)  # 30 halvings failed, or converged
+        if not active.any():
+            break
     vector = vector.copy()
+    vector[slots] = params
+    return vector
+
+
+def m_step(data: EMData, vector, counts, n_steps: int = 3) -> np.ndarray:
+    "The parameters that raise Σ r log P: single free items in batches of one kind and K, other groups one by one."
+    layout, batches, others = data.layout, {}, []
     for items in data.groups:
-        slots = np.unique(np.concatenate([data.layout.item_slots(j) for j in items]))
-        free = ~data.fixed[slots]
-        if not free.any():
-            continue
-        value, grad, info = _group_terms(data, vector, items, counts, slots)
-        for _ in range(n_steps):
-            step = np.linalg.solve(info[np.ix_(free, free)] + 1e-9 * np.eye(free.sum()), grad[free])
-            for _ in range(30):
-                trial = vector.copy()
-                trial[slots[free]] += step
-                new_value, new_grad, new_info = _group_terms(data, trial, items, counts, slots)
-                if new_value >= value - 1e-12 * abs(value):
-                    break
-                step /= 2
-            else:
-                break
-            vector, value, grad, info = trial, new_value, new_grad, new_info
-            if np.max(np.abs(step)) < 1e-10:
-                break
+        j = items[0]
+        if len(items) == 1 and not data.fixed[layout.item_slots(j)].any():
+            batches.setdefault((layout.kinds[j] == "grm", layout.n_categories[j]), []).append(j)
+        else:
+            others.append(items)
+    for items in batches.values():
+        vector = _batch_scoring(data, vector, np.array(items), counts, n_steps)
+    for items in others:
+        vector = _fisher_scoring(data, vector, items, counts, n_steps)
     return vector
 
 # %% ../../nbs/science/11_polytomous.ipynb #0c76e579
@@ -357,6 +465,9 @@ class PolytomousSettings:
     tolerance: float = 1e-4  # largest parameter change at convergence
     max_iterations: int = 2000
     standard_errors: bool = True
+    precision: str = (
+        "float32"  # of the EM's E-step products while far from the maximum ("float64": always)
+    )
 
 # %% ../../nbs/science/11_polytomous.ipynb #52087854
 @dataclass(frozen=True)
@@ -426,22 +537,33 @@ class PolytomousModel:
         return pd.DataFrame(rows)
 
 # %% ../../nbs/science/11_polytomous.ipynb #84c84c8c
-def _em_map(data: EMData, vector):
-    loglik, counts, _ = e_step(data, vector)
+def _em_map(data: EMData, vector, precision: str):
+    loglik, counts, _ = e_step(data, vector, precision=precision)
     if counts is None:  # an extrapolation put a GRM item's intercepts out of order
         return vector, -np.inf
     return m_step(data, vector, counts), loglik
 
 
 def run_polytomous_em(data: EMData, vector, settings: PolytomousSettings, history: list):
-    "EM with SQUAREM from `vector`: (parameters, log-likelihood, iterations, converged); appends to `history`."
+    "EM with SQUAREM from `vector`: (parameters, iterations, converged); appends to `history`."
+    change = np.inf
     for iteration in range(1, settings.max_iterations + 1):
-        step1, loglik = _em_map(data, vector)
-        step2, _ = _em_map(data, step1)
+        # float32 products while the parameters move by more than 10 × tolerance (and 1e-4, far above float32's
+        # rounding of the counts); the last iterations run in float64, which resolves the smallest steps
+        precision = settings.precision if change > max(10 * settings.tolerance, 1e-4) else "float64"
+        step1, loglik = _em_map(data, vector, precision)
+        change = float(np.max(np.abs(step1 - vector)))
+        # one plain EM step already moves less than the tolerance: no extrapolation needed
+        if change < settings.tolerance:
+            history.append(
+                dict(iteration=iteration, loglik=loglik, max_change=change, accelerated=False)
+            )
+            return step1, iteration, True
+        step2, _ = _em_map(data, step1, precision)
         jump = squarem_step(vector, step1, step2)
         jump[data.fixed] = vector[data.fixed]
         # keep the extrapolation if it does not lower the likelihood (Varadhan and Roland), then one EM step from it
-        jumped, loglik_jump = _em_map(data, jump)
+        jumped, loglik_jump = _em_map(data, jump, precision)
         accelerated = loglik_jump >= loglik
         new = jumped if accelerated else step2
         change = float(np.max(np.abs(new - vector)))
@@ -449,9 +571,9 @@ def run_polytomous_em(data: EMData, vector, settings: PolytomousSettings, histor
             dict(iteration=iteration, loglik=loglik, max_change=change, accelerated=accelerated)
         )
         if change < settings.tolerance:
-            return new, e_step(data, new)[0], iteration, True
+            return new, iteration, True
         vector = new
-    return vector, e_step(data, vector)[0], settings.max_iterations, False
+    return vector, settings.max_iterations, False
 
 # %% ../../nbs/science/11_polytomous.ipynb #ad3a28a1
 def _counts_gradient(data: EMData, vector, counts) -> np.ndarray:
@@ -501,6 +623,20 @@ def observed_information(data: EMData, vector, step: float = 1e-5) -> np.ndarray
     hessian = np.column_stack(columns)
     return -(hessian + hessian.T) / 2
 
+# %% ../../nbs/science/11_polytomous.ipynb #f1a0b009
+def newton_polish(
+    data: EMData, vector, loglik: float, counts, inverse
+) -> tuple[np.ndarray, float, np.ndarray]:
+    "One Newton step with the observed information's inverse from where the EM stopped, kept if it raises log L: (vector, log L, counts)."
+    free = ~data.fixed
+    step = inverse @ _counts_gradient(data, vector, counts)[free]
+    if not np.isfinite(step).all():
+        return vector, loglik, counts
+    moved = vector.copy()
+    moved[free] += step
+    new_loglik, new_counts, _ = e_step(data, moved)
+    return (moved, new_loglik, new_counts) if new_loglik >= loglik else (vector, loglik, counts)
+
 # %% ../../nbs/science/11_polytomous.ipynb #641c094a
 def fit_polytomous(
     scored: ScoredResponses,
@@ -518,6 +654,10 @@ def fit_polytomous(
     ]:
         if kind not in KINDS:
             raise ValueError(f"{name}: unknown kind {kind!r}; choose from {sorted(KINDS)}")
+    if settings.precision not in ("float32", "float64"):
+        raise ValueError(
+            f"settings.precision: {settings.precision!r}; choose 'float32' or 'float64'"
+        )
     unknown = sorted((set(item_models) | set(fixed)) - set(scored.item_ids))
     if unknown:
         raise ValueError(f"items not in the data: {unknown}")
@@ -547,22 +687,29 @@ def fit_polytomous(
         groups=tuple([j] for j, k in enumerate(layout.kinds) if k != "pcm") + ((pcm,) if pcm else ()), fixed=~free,
     )  # fmt: skip
     history = []
-    vector, loglik, iterations, converged = run_polytomous_em(data, vector, settings, history)
+    vector, iterations, converged = run_polytomous_em(data, vector, settings, history)
     notes = (
         [] if converged else [f"the EM stopped after {iterations} iterations without converging"]
     )
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    gradient = _counts_gradient(data, vector, e_step(data, vector)[1])
     covariance = None
-    if settings.standard_errors:
-        info = louis_information(data, vector)
-        try:  # the information is positive definite at a maximum; pinv only if it is not
-            inverse = cho_solve(cho_factor(info), np.eye(len(info)))
-        except np.linalg.LinAlgError:
-            inverse = np.linalg.pinv(info)
+    if (
+        settings.standard_errors
+    ):  # one float64 pass at the estimates: likelihood, counts and information
+        final = louis_pass(data, vector)
+        loglik, counts, info = final.log_likelihood, final.counts, final.information
+        with one_blas_thread():  # a small matrix: waking BLAS threads costs more than it saves
+            try:  # the information is positive definite at a maximum; pinv only if it is not
+                inverse = cho_solve(cho_factor(info), np.eye(len(info)))
+            except np.linalg.LinAlgError:
+                inverse = np.linalg.pinv(info)
+        vector, loglik, counts = newton_polish(data, vector, loglik, counts, inverse)
         covariance = np.zeros((layout.n_params, layout.n_params))
         covariance[np.ix_(free, free)] = inverse
+    else:
+        loglik, counts, _ = e_step(data, vector)
+    gradient = _counts_gradient(data, vector, counts)
     return _polytomous_model(
         scored, data, vector, covariance,
         log_likelihood=loglik, n_iterations=iterations, converged=converged, n_quadrature=settings.n_quadrature,
@@ -661,56 +808,94 @@ def category_curvatures(kind: str, theta, a, d) -> tuple[np.ndarray, np.ndarray]
     return s, s[:, :, :, None] * s[:, :, None, :] - d2p / p[:, :, None, None]
 
 # %% ../../nbs/science/11_polytomous.ipynb #97375bfd
-def louis_information(data: EMData, vector, rows: int = 2048) -> np.ndarray:
-    "Observed information in the free parameters by Louis' formula (one pass over the persons)."
-    layout, nodes, codes = data.layout, data.nodes, data.codes
-    items = range(len(layout.kinds))
-    tables = [
-        category_curvatures(layout.kinds[j], nodes, *layout.item_params(vector, j)) for j in items
-    ]
+@dataclass(frozen=True)
+class LouisPass:
+    "One pass over the persons at the estimates: the marginal log-likelihood, the expected counts and the information."
+
+    log_likelihood: float
+    counts: np.ndarray  # expected counts r (categories × nodes), as `e_step` gives them
+    information: np.ndarray  # observed information in the free parameters
+
+
+def score_tables(layout: ItemLayout, vector, nodes) -> tuple[np.ndarray, list]:
+    "Scores s (nodes, items, K_max + 1, K_max), zero for padding and for the last category (not answered); curvatures per item."
+    k_max = int(layout.n_categories.max())
+    scores, curvatures = np.zeros((len(nodes), len(layout.kinds), k_max + 1, k_max)), []
+    for j, kind in enumerate(layout.kinds):
+        k = layout.n_categories[j]
+        s, b = category_curvatures(kind, nodes, *layout.item_params(vector, j))
+        scores[:, j, :k, :k] = s
+        curvatures.append(b)
+    return scores, curvatures
+
+
+def _centred_scores(posterior, x, single, min_posterior):
+    "√w (S(q) − E[S]) for the (person, node) pairs with posterior above `min_posterior`, in float32 (pairs, items × K_max)."
+    n, (n_nodes, n_items, _, k_max) = (
+        len(x),
+        single.shape,
+    )  # single: (nodes, items, K_max + 1, K_max)
+    means = (posterior.astype(np.float32) @ single.reshape(n_nodes, -1)).reshape(
+        n, n_items, k_max + 1, k_max
+    )
+    means = means[np.arange(n)[:, None], np.arange(n_items), x]  # E_n[S_n]
+    person, node = np.nonzero(posterior > min_posterior)
+    rows = (node[:, None] * n_items + np.arange(n_items)) * (k_max + 1) + x[person]
+    centred = np.take(single.reshape(-1, k_max), rows, axis=0)  # (pairs, items, K_max)
+    centred -= means[person]
+    centred *= np.sqrt(posterior[person, node]).astype(np.float32)[:, None, None]
+    return centred.reshape(len(person), n_items * k_max)
+
+# %% ../../nbs/science/11_polytomous.ipynb #f1a0b006
+def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8) -> LouisPass:
+    "The E-step at `vector` in float64 and, from its posterior, the observed information by Louis' formula."
+    layout, nodes = data.layout, data.nodes
+    n_items, k_max = len(layout.kinds), int(layout.n_categories.max())
+    scores, curvatures = score_tables(layout, vector, nodes)
+    single = scores.astype(np.float32)
     table = log_table(vector, layout, nodes)
     starts = np.cumsum([0] + [len(b) for b in data.answers.blocks])
 
     def work(
         index,
-    ):  # one block of persons: its counts and its Σ(E[S]E[S]ᵀ − E[SSᵀ]), in sub-blocks
-        block, information, counts = data.answers.blocks[index], np.zeros((layout.n_params,) * 2), 0
-        for first in range(0, len(block), rows):
-            part = block[first : first + rows]
-            part_codes = codes[starts[index] + first : starts[index] + first + rows]
-            joint = part @ table + data.log_weights
-            posterior = np.exp(joint - joint.max(axis=1, keepdims=True))
-            posterior /= posterior.sum(axis=1, keepdims=True)
-            counts = counts + part.T @ posterior
-            person, node = np.nonzero(posterior > 1e-12)
-            weight = posterior[person, node]
-            scores = np.zeros((len(person), layout.n_params))
-            for j in items:
-                x = part_codes[person, j]
-                answered = x != MISSING_CODE
-                scores[np.ix_(answered, layout.item_slots(j))] += tables[j][0][
-                    node[answered], x[answered]
-                ]
-            means = np.add.reduceat(
-                scores * weight[:, None],
-                np.flatnonzero(np.r_[True, person[1:] != person[:-1]]),
-                axis=0,
-            )
-            root = scores * np.sqrt(weight)[:, None]
-            information += means.T @ means - root.T @ root
-        return information, counts
+    ):  # one block: its log-likelihood, counts and Σ_n Cov_n(S_n) in the padded layout
+        block = data.answers.blocks[index].astype(float)
+        posterior = block @ table + data.log_weights
+        top = posterior.max(axis=1, keepdims=True)
+        posterior = np.exp(posterior - top)
+        total = posterior.sum(axis=1, keepdims=True)
+        posterior /= total
+        x = data.codes[starts[index] : starts[index + 1]].astype(np.intp)
+        x[x == MISSING_CODE] = k_max  # the zero row of the score tables
+        covariance = np.zeros((n_items * k_max,) * 2)
+        for first in range(0, len(block), rows):  # sub-blocks: the pairs' scores stay small
+            part = slice(first, first + rows)
+            centred = _centred_scores(posterior[part], x[part], single, min_posterior)
+            covariance += centred.T @ centred  # float32 products, summed in float64
+        return float((np.log(total) + top).sum()), block.T @ posterior, covariance
 
-    information, counts = np.zeros((layout.n_params, layout.n_params)), np.zeros_like(table)
+    loglik, counts, covariance = 0.0, np.zeros_like(table), 0.0
     with one_blas_thread():
-        for part_information, part_counts in map_chunks(work, range(len(data.answers.blocks))):
-            information += part_information
-            counts += part_counts
-    for j in items:
+        for part in map_chunks(work, range(len(data.answers.blocks))):
+            loglik, counts, covariance = loglik + part[0], counts + part[1], covariance + part[2]
+    padded = np.zeros(
+        (n_items * k_max, layout.n_params)
+    )  # padded slot → parameter (PCM slopes add up)
+    for j in range(n_items):
+        padded[j * k_max + np.arange(layout.n_categories[j]), layout.item_slots(j)] = 1.0
+    information = -(padded.T @ covariance @ padded)
+    for j in range(n_items):
         c, slots = layout.category_start[j], layout.item_slots(j)
         information[np.ix_(slots, slots)] += np.einsum(
-            "kq,qkab->ab", counts[c : c + layout.n_categories[j]], tables[j][1]
+            "kq,qkab->ab", counts[c : c + layout.n_categories[j]], curvatures[j]
         )
-    return information[np.ix_(~data.fixed, ~data.fixed)]
+    free = ~data.fixed
+    return LouisPass(loglik, counts, information[np.ix_(free, free)])
+
+
+def louis_information(data: EMData, vector) -> np.ndarray:
+    "Observed information in the free parameters by Louis' formula (one pass over the persons)."
+    return louis_pass(data, vector).information
 
 # %% ../../nbs/science/11_polytomous.ipynb #2b3f6a0e
 def theta_slopes(model: PolytomousModel, j: int, theta) -> tuple[np.ndarray, np.ndarray]:

@@ -1763,6 +1763,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                        'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._print_fit': ( 'workbench/commands/data.html#_print_fit',
                                                                                                'irt_nb/workbench/commands/data.py'),
+                                                'irt_nb.workbench.commands.data._print_groups': ( 'workbench/commands/data.html#_print_groups',
+                                                                                                  'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._refuse_for_polytomous': ( 'workbench/commands/data.html#_refuse_for_polytomous',
                                                                                                            'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._register': ( 'workbench/commands/data.html#_register',

@@ -109,18 +109,23 @@ def _warn_few_answers(matrix) -> None:
         )
 
 
+def _print_groups(groups) -> None:
+    "One line per ability group of a multiple-group or anchored fit (right/wrong or polytomous)."
+    for g in groups or []:
+        spread = f" ± {g.se_mean:.3f}" if g.free else " (reference, fixed)"
+        print(
+            f"group {g.name}: {g.n_persons} persons, ability mean {g.mean:.3f}{spread}, sd {g.sd:.3f}"
+            + (f" ± {g.se_sd:.3f}" if g.free else "")
+        )
+
+
 def _print_fit(m, where: str) -> None:
     "One line on how the fit went, and its warnings."
     print(
         f"{m.model}: {m.n_persons} persons x {len(m.item_ids)} items{where}, converged={m.converged} after "
         f"{m.n_iterations} iterations, loglik {m.loglik:.3f}, AIC {m.aic:.1f}, BIC {m.bic:.1f}"
     )
-    for g in m.groups or []:
-        spread = f" ± {g.se_mean:.3f}" if g.free else " (reference, fixed)"
-        print(
-            f"group {g.name}: {g.n_persons} persons, ability mean {g.mean:.3f}{spread}, sd {g.sd:.3f}"
-            + (f" ± {g.se_sd:.3f}" if g.free else "")
-        )
+    _print_groups(m.groups)
     for note in m.warnings:
         print(f"warning: {note}")
 
@@ -220,11 +225,7 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
         f"{kind}: {model.n_persons} persons x {len(model.item_ids)} items from {answers.rows_read} answers{where}, "
         f"converged={model.converged} after {model.n_iterations} iterations, loglik {model.log_likelihood:.3f}"
     )
-    for g in model.groups or []:
-        spread = f" ± {g.se_mean:.3f}" if g.free else " (reference, fixed)"
-        print(
-            f"group {g.name}: {g.n_persons} persons, ability mean {g.mean:.3f}{spread}, sd {g.sd:.3f}"
-        )
+    _print_groups(model.groups)
     print(f"model: {out}")
     return 0
 

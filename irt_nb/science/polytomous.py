@@ -28,7 +28,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot', 'log_table', 'EMData', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
+__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot_block', 'one_hot', 'log_table', 'EMData', 'e_step_block', 'codes_e_step', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_block', 'codes_louis', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
 
 # %% ../../nbs/science/11_polytomous.ipynb #e2d813bf
 MISSING_CODE = -1
@@ -46,6 +46,29 @@ class ScoredResponses:
     @property
     def n_categories(self) -> np.ndarray:
         return np.array([len(c) for c in self.categories])
+
+    def category_counts(self) -> tuple[np.ndarray, ...]:
+        "Per item, how many persons answered in each category."
+        return tuple(
+            np.bincount(self.codes[:, j][self.codes[:, j] >= 0], minlength=len(c))
+            for j, c in enumerate(self.categories)
+        )
+
+    @property
+    def n_answering(self) -> int:  # persons with at least one answer
+        return int((self.codes != MISSING_CODE).any(axis=1).sum())
+
+    @property
+    def n_responses(self) -> int:
+        return int((self.codes != MISSING_CODE).sum())
+
+    def fingerprint(self) -> str:
+        "SHA-256 of the codes (and their shape), then of the category map: same answers, same fingerprint."
+        return (
+            data_fingerprint(self.codes)
+            + ":"
+            + hashlib.sha256(repr(self.categories).encode()).hexdigest()[:16]
+        )
 
 
 def _whole_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -222,18 +245,24 @@ class OneHotAnswers:
         return np.vstack(self.blocks)
 
 
+def one_hot_block(codes: np.ndarray, layout: ItemLayout) -> np.ndarray:
+    "Category codes (persons × items, −1 = not answered) as a float32 one-hot block (persons × categories)."
+    width = int(layout.n_categories.sum())
+    block = np.zeros((len(codes), width), np.float32)
+    at = layout.category_start + codes + np.arange(len(codes))[:, None] * width  # flat positions
+    block.reshape(-1)[at[codes != MISSING_CODE]] = 1.0
+    return block
+
+
 def one_hot(scored: ScoredResponses, layout: ItemLayout) -> OneHotAnswers:
     "The answers as one-hot blocks (the response stores' chunk sizes): dense, so that both E-step products run on BLAS."
-    width, blocks = int(layout.n_categories.sum()), []
-    for rows in person_chunks(scored.codes.shape[0], width, 61):
-        codes = scored.codes[rows]
-        block = np.zeros((len(codes), width), np.float32)
-        at = (
-            layout.category_start + codes + np.arange(len(codes))[:, None] * width
-        )  # flat positions
-        block.reshape(-1)[at[codes != MISSING_CODE]] = 1.0
-        blocks.append(block)
-    return OneHotAnswers(tuple(blocks))
+    width = int(layout.n_categories.sum())
+    return OneHotAnswers(
+        tuple(
+            one_hot_block(scored.codes[rows], layout)
+            for rows in person_chunks(scored.codes.shape[0], width, 61)
+        )
+    )
 
 # %% ../../nbs/science/11_polytomous.ipynb #bceb38d5
 def log_table(vector, layout: ItemLayout, nodes) -> np.ndarray | None:
@@ -254,14 +283,45 @@ class EMData:
     "What stays fixed while the EM runs: the items' layout, the answers, the nodes, and which parameters move how."
 
     layout: ItemLayout
-    answers: OneHotAnswers
-    codes: np.ndarray  # the category codes behind `answers` (persons × items)
+    answers: OneHotAnswers  # or a store on a cluster whose `partition_sums(function, *tables)` adds each partition's sums
+    codes: (
+        np.ndarray | None
+    )  # the category codes behind `answers` (persons × items); None on a cluster
     nodes: np.ndarray
     log_weights: np.ndarray
     groups: tuple = ()  # items whose parameters the M-step moves together (all PCM items: their common slope)
     fixed: np.ndarray | None = None  # per parameter: held at its value (anchors)
 
 # %% ../../nbs/science/11_polytomous.ipynb #db7384f1
+def e_step_block(block, products, log_weights, keep_posterior: bool = False):
+    "One block of persons (one-hot, persons × categories): its log-likelihood, counts r and posterior (if kept), in the products' dtype."
+    dtype = products.dtype
+    block = block.astype(dtype, copy=False)
+    joint = block @ products
+    joint += log_weights
+    top = joint.max(axis=1, keepdims=True)
+    joint -= top
+    np.exp(joint, out=joint)
+    total = joint.sum(axis=1, keepdims=True, dtype=np.float64)  # sums and logs in float64
+    joint *= (1.0 / total).astype(dtype)
+    return (
+        float((np.log(total) + top).sum()),
+        (block.T @ joint).astype(float),
+        joint if keep_posterior else None,
+    )
+
+
+def codes_e_step(codes, layout: ItemLayout, products, log_weights) -> tuple[float, np.ndarray]:
+    "`e_step_block` over a partition of category codes (persons × items), one-hot block by block: (log-likelihood, counts)."
+    loglik, counts = 0.0, np.zeros(products.shape)
+    for rows in person_chunks(len(codes), len(products), len(log_weights)):
+        part_loglik, part_counts, _ = e_step_block(
+            one_hot_block(codes[rows], layout), products, log_weights
+        )
+        loglik, counts = loglik + part_loglik, counts + part_counts
+    return loglik, counts
+
+
 def e_step(
     data: EMData, vector, keep_posterior: bool = False, precision: str = "float64"
 ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
@@ -271,21 +331,18 @@ def e_step(
         return -np.inf, None, None
     dtype = np.dtype(precision)
     products, log_weights = table.astype(dtype), data.log_weights.astype(dtype)
+    if not isinstance(data.answers, OneHotAnswers):  # a store on a cluster: each partition's sums
+        if keep_posterior:
+            raise ValueError(
+                "the posteriors stay on the cluster; score the persons from a ScoredResponses"
+            )
+        loglik, counts = data.answers.partition_sums(
+            codes_e_step, data.layout, products, log_weights
+        )
+        return loglik, counts, None
 
     def work(block):  # one block of persons, on one of the E-step's threads
-        block = block.astype(dtype, copy=False)
-        joint = block @ products
-        joint += log_weights
-        top = joint.max(axis=1, keepdims=True)
-        joint -= top
-        np.exp(joint, out=joint)
-        total = joint.sum(axis=1, keepdims=True, dtype=np.float64)  # sums and logs in float64
-        joint *= (1.0 / total).astype(dtype)
-        return (
-            float((np.log(total) + top).sum()),
-            (block.T @ joint).astype(float),
-            joint if keep_posterior else None,
-        )
+        return e_step_block(block, products, log_weights, keep_posterior)
 
     loglik, counts, posteriors = 0.0, np.zeros_like(table), []
     with one_blas_thread():  # threads over blocks, one BLAS thread each: no oversubscribed cores
@@ -443,10 +500,9 @@ def m_step(data: EMData, vector, counts, n_steps: int = 3) -> np.ndarray:
 # %% ../../nbs/science/11_polytomous.ipynb #0c76e579
 def start_values(scored: ScoredResponses, layout: ItemLayout) -> np.ndarray:
     "Slope 1; GRM intercepts logit P(X ≥ k), (G)PCM intercepts the cumulated log ratios of adjacent categories."
-    vector = np.ones(layout.n_params)
+    vector, counts = np.ones(layout.n_params), scored.category_counts()
     for j, kind in enumerate(layout.kinds):
-        codes = scored.codes[:, j]
-        share = np.bincount(codes[codes >= 0], minlength=layout.n_categories[j]) + 0.5
+        share = counts[j] + 0.5
         share = share / share.sum()
         s, k = layout.intercept_start[j], layout.n_categories[j]
         if kind == "grm":
@@ -639,7 +695,7 @@ def newton_polish(
 
 # %% ../../nbs/science/11_polytomous.ipynb #641c094a
 def fit_polytomous(
-    scored: ScoredResponses,
+    scored: ScoredResponses,  # or a store on a cluster (`irt_nb.serving.distributed.DaskScores`)
     *,
     model: str = "grm",
     item_models: dict[str, str] | None = None,
@@ -661,10 +717,12 @@ def fit_polytomous(
     unknown = sorted((set(item_models) | set(fixed)) - set(scored.item_ids))
     if unknown:
         raise ValueError(f"items not in the data: {unknown}")
-    for j, item in enumerate(scored.item_ids):
-        seen = np.bincount(
-            scored.codes[:, j][scored.codes[:, j] >= 0], minlength=len(scored.categories[j])
-        )
+    local = isinstance(scored, ScoredResponses)
+    if (
+        not local
+    ):  # float64 E-steps on a cluster: the fit must not depend on how the data is partitioned
+        settings = replace(settings, precision="float64")
+    for j, (item, seen) in enumerate(zip(scored.item_ids, scored.category_counts(), strict=True)):
         if (seen == 0).any():
             empty = [scored.categories[j][k] for k in np.flatnonzero(seen == 0)]
             raise ValueError(
@@ -683,7 +741,7 @@ def fit_polytomous(
         free[layout.item_slots(j)] = False
     pcm = [j for j, k in enumerate(layout.kinds) if k == "pcm"]
     data = EMData(
-        layout, one_hot(scored, layout), scored.codes, nodes, np.log(weights),
+        layout, one_hot(scored, layout) if local else scored, scored.codes if local else None, nodes, np.log(weights),
         groups=tuple([j] for j, k in enumerate(layout.kinds) if k != "pcm") + ((pcm,) if pcm else ()), fixed=~free,
     )  # fmt: skip
     history = []
@@ -697,7 +755,7 @@ def fit_polytomous(
     if (
         settings.standard_errors
     ):  # one float64 pass at the estimates: likelihood, counts and information
-        final = louis_pass(data, vector)
+        final = louis_pass(data, vector, precision=settings.precision)
         loglik, counts, info = final.log_likelihood, final.counts, final.information
         with one_blas_thread():  # a small matrix: waking BLAS threads costs more than it saves
             try:  # the information is positive definite at a maximum; pinv only if it is not
@@ -740,7 +798,6 @@ def _polytomous_model(scored, data: EMData, vector, covariance, **fit) -> Polyto
                                covariance[np.ix_(layout.item_slots(j), layout.item_slots(j))])
             for j, kind in enumerate(layout.kinds)
         )  # fmt: skip
-    answered = scored.codes != MISSING_CODE
     return PolytomousModel(
         item_ids=scored.item_ids,
         kinds=layout.kinds,
@@ -753,11 +810,9 @@ def _polytomous_model(scored, data: EMData, vector, covariance, **fit) -> Polyto
         layout=layout,
         thresholds_se=thresholds_se,
         fixed=np.array([not free[layout.item_slots(j)].any() for j in range(len(layout.kinds))]),
-        n_persons=int(answered.any(axis=1).sum()),
-        n_responses=int(answered.sum()),
-        data_fingerprint=data_fingerprint(scored.codes)
-        + ":"
-        + hashlib.sha256(repr(scored.categories).encode()).hexdigest()[:16],
+        n_persons=scored.n_answering,
+        n_responses=scored.n_responses,
+        data_fingerprint=scored.fingerprint(),
         n_parameters=int(free.sum()),
         **fit,
     )
@@ -830,12 +885,12 @@ def score_tables(layout: ItemLayout, vector, nodes) -> tuple[np.ndarray, list]:
 
 
 def _centred_scores(posterior, x, single, min_posterior):
-    "√w (S(q) − E[S]) for the (person, node) pairs with posterior above `min_posterior`, in float32 (pairs, items × K_max)."
+    "√w (S(q) − E[S]) for the (person, node) pairs with posterior above `min_posterior`, in the dtype of `single` (pairs, items × K_max)."
     n, (n_nodes, n_items, _, k_max) = (
         len(x),
         single.shape,
     )  # single: (nodes, items, K_max + 1, K_max)
-    means = (posterior.astype(np.float32) @ single.reshape(n_nodes, -1)).reshape(
+    means = (posterior.astype(single.dtype) @ single.reshape(n_nodes, -1)).reshape(
         n, n_items, k_max + 1, k_max
     )
     means = means[np.arange(n)[:, None], np.arange(n_items), x]  # E_n[S_n]
@@ -843,41 +898,77 @@ def _centred_scores(posterior, x, single, min_posterior):
     rows = (node[:, None] * n_items + np.arange(n_items)) * (k_max + 1) + x[person]
     centred = np.take(single.reshape(-1, k_max), rows, axis=0)  # (pairs, items, K_max)
     centred -= means[person]
-    centred *= np.sqrt(posterior[person, node]).astype(np.float32)[:, None, None]
+    centred *= np.sqrt(posterior[person, node]).astype(single.dtype)[:, None, None]
     return centred.reshape(len(person), n_items * k_max)
 
 # %% ../../nbs/science/11_polytomous.ipynb #f1a0b006
-def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8) -> LouisPass:
-    "The E-step at `vector` in float64 and, from its posterior, the observed information by Louis' formula."
+def louis_block(block, x, table, log_weights, single, rows: int, min_posterior: float):
+    "One block (one-hot, and its codes `x` with the padding row for not answered): log-likelihood, counts and Σ_n Cov_n(S_n)."
+    block = block.astype(float)
+    posterior = block @ table + log_weights
+    top = posterior.max(axis=1, keepdims=True)
+    posterior = np.exp(posterior - top)
+    total = posterior.sum(axis=1, keepdims=True)
+    posterior /= total
+    n_scores = single.shape[1] * single.shape[3]
+    covariance = np.zeros((n_scores, n_scores))
+    for first in range(0, len(block), rows):  # sub-blocks: the pairs' scores stay small
+        part = slice(first, first + rows)
+        centred = _centred_scores(posterior[part], x[part], single, min_posterior)
+        covariance += centred.T @ centred  # products in the scores' dtype, summed in float64
+    return float((np.log(total) + top).sum()), block.T @ posterior, covariance
+
+
+def _padded_codes(codes, k_max: int) -> np.ndarray:
+    x = codes.astype(np.intp)
+    x[x == MISSING_CODE] = k_max  # the zero row of the score tables
+    return x
+
+
+def codes_louis(codes, layout: ItemLayout, table, log_weights, single, rows, min_posterior):
+    "`louis_block` over a partition of category codes (persons × items), one-hot block by block."
+    k_max, sums = single.shape[3], (0.0, 0.0, 0.0)
+    for chunk in person_chunks(len(codes), len(table), len(log_weights)):
+        part = louis_block(
+            one_hot_block(codes[chunk], layout), _padded_codes(codes[chunk], k_max),
+            table, log_weights, single, rows, min_posterior,
+        )  # fmt: skip
+        sums = tuple(total + value for total, value in zip(sums, part, strict=True))
+    return sums
+
+
+def louis_pass(
+    data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8, precision: str = "float32"
+) -> LouisPass:
+    "The E-step at `vector` in float64 and, from its posterior, the observed information by Louis' formula (score products in `precision`)."
     layout, nodes = data.layout, data.nodes
     n_items, k_max = len(layout.kinds), int(layout.n_categories.max())
     scores, curvatures = score_tables(layout, vector, nodes)
-    single = scores.astype(np.float32)
+    single = scores.astype(np.dtype(precision))
     table = log_table(vector, layout, nodes)
-    starts = np.cumsum([0] + [len(b) for b in data.answers.blocks])
+    if isinstance(data.answers, OneHotAnswers):
+        starts = np.cumsum([0] + [len(b) for b in data.answers.blocks])
 
-    def work(
-        index,
-    ):  # one block: its log-likelihood, counts and Σ_n Cov_n(S_n) in the padded layout
-        block = data.answers.blocks[index].astype(float)
-        posterior = block @ table + data.log_weights
-        top = posterior.max(axis=1, keepdims=True)
-        posterior = np.exp(posterior - top)
-        total = posterior.sum(axis=1, keepdims=True)
-        posterior /= total
-        x = data.codes[starts[index] : starts[index + 1]].astype(np.intp)
-        x[x == MISSING_CODE] = k_max  # the zero row of the score tables
-        covariance = np.zeros((n_items * k_max,) * 2)
-        for first in range(0, len(block), rows):  # sub-blocks: the pairs' scores stay small
-            part = slice(first, first + rows)
-            centred = _centred_scores(posterior[part], x[part], single, min_posterior)
-            covariance += centred.T @ centred  # float32 products, summed in float64
-        return float((np.log(total) + top).sum()), block.T @ posterior, covariance
+        def work(
+            index,
+        ):  # one block: its log-likelihood, counts and Σ_n Cov_n(S_n) in the padded layout
+            x = _padded_codes(data.codes[starts[index] : starts[index + 1]], k_max)
+            return louis_block(
+                data.answers.blocks[index], x, table, data.log_weights, single, rows, min_posterior
+            )
 
-    loglik, counts, covariance = 0.0, np.zeros_like(table), 0.0
-    with one_blas_thread():
-        for part in map_chunks(work, range(len(data.answers.blocks))):
-            loglik, counts, covariance = loglik + part[0], counts + part[1], covariance + part[2]
+        loglik, counts, covariance = 0.0, np.zeros_like(table), 0.0
+        with one_blas_thread():
+            for part in map_chunks(work, range(len(data.answers.blocks))):
+                loglik, counts, covariance = (
+                    loglik + part[0],
+                    counts + part[1],
+                    covariance + part[2],
+                )
+    else:  # a store on a cluster: each partition's sums
+        loglik, counts, covariance = data.answers.partition_sums(
+            codes_louis, layout, table, data.log_weights, single, rows, min_posterior
+        )
     padded = np.zeros(
         (n_items * k_max, layout.n_params)
     )  # padded slot → parameter (PCM slopes add up)

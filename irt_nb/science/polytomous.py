@@ -28,7 +28,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot_block', 'one_hot', 'log_table', 'EMData', 'e_step_block', 'codes_e_step', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_block', 'codes_louis', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
+__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'observed_categories', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot_block', 'one_hot', 'log_table', 'EMData', 'e_step_block', 'codes_e_step', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_block', 'codes_louis', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
 
 # %% ../../nbs/science/11_polytomous.ipynb #e2d813bf
 MISSING_CODE = -1
@@ -80,15 +80,9 @@ def _whole_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return numbers, not_whole.to_numpy()
 
 # %% ../../nbs/science/11_polytomous.ipynb #40fe343c
-def _item_codes(values: pd.Series, column: str, row_labels) -> tuple[np.ndarray, tuple[int, ...]]:
-    numbers, bad = _whole_numbers(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"column {column!r}, row {row + 1} (id {row_labels[row]!r}): score {values.tolist()[row]!r} is not an "
-            "integer; scores must be whole points or categories (impute before, or leave it empty for not answered)"
-        )
-    observed = np.sort(numbers.dropna().unique()).astype(int)
+def observed_categories(scores, column: str, stacklevel: int = 2) -> np.ndarray:
+    "The distinct observed whole-number `scores` of item `column`, sorted; a warning names the scores missing between them."
+    observed = np.unique(np.asarray(scores, float)).astype(int)
     gaps = (
         sorted(set(range(observed.min(), observed.max() + 1)) - set(observed))
         if len(observed)
@@ -98,8 +92,20 @@ def _item_codes(values: pd.Series, column: str, row_labels) -> tuple[np.ndarray,
         warnings.warn(
             f"item {column!r}: score(s) {gaps} never occur between the observed {observed.min()}..{observed.max()}; "
             "the categories are closed up",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
+    return observed
+
+
+def _item_codes(values: pd.Series, column: str, row_labels) -> tuple[np.ndarray, tuple[int, ...]]:
+    numbers, bad = _whole_numbers(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"column {column!r}, row {row + 1} (id {row_labels[row]!r}): score {values.tolist()[row]!r} is not an "
+            "integer; scores must be whole points or categories (impute before, or leave it empty for not answered)"
+        )
+    observed = observed_categories(numbers.dropna().unique(), column, stacklevel=4)
     codes = np.full(len(values), MISSING_CODE, np.int16)
     answered = numbers.notna().to_numpy()
     codes[answered] = np.searchsorted(observed, numbers[answered].astype(int).to_numpy())

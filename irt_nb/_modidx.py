@@ -1801,6 +1801,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                     'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._fit_polytomous_groups': ( 'workbench/commands/data.html#_fit_polytomous_groups',
                                                                                                            'irt_nb/workbench/commands/data.py'),
+                                                'irt_nb.workbench.commands.data._fit_polytomous_on_cluster': ( 'workbench/commands/data.html#_fit_polytomous_on_cluster',
+                                                                                                               'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._is_polytomous': ( 'workbench/commands/data.html#_is_polytomous',
                                                                                                    'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._item_models': ( 'workbench/commands/data.html#_item_models',

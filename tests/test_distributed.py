@@ -186,3 +186,49 @@ def test_a_non_integer_score_is_named_by_partition_row_and_person(scores, client
         match=r"column 's3', partition 1, row 18 \(id 'p0017'\): score 1.5 is not an integer",
     ):
         DaskScores(tmp_path, client, id_column="student_id")
+
+
+def test_the_command_line_fits_polytomous_scores_through_a_scheduler_address(
+    scores, client, tmp_path
+):
+    from conftest import run
+
+    from irt_nb.science.polytomous import (
+        PolytomousSettings,
+        encode_scores,
+        fit_polytomous,
+        load_polytomous_model,
+    )
+
+    wide, folder = scores
+    out = tmp_path / "grm.json"
+    result = run(
+        "irt-nb",
+        "fit",
+        str(folder),
+        "--model",
+        "grm",
+        "--scheduler",
+        client.scheduler.address,
+        "--tol",
+        "1e-4",
+        "--quadrature",
+        "61",
+        "--max-iter",
+        "2000",
+        "--quiet",
+        "--out",
+        str(out),
+    )  # fmt: skip  (PolytomousSettings' defaults)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"3000 persons x 8 items from 19272 answers on {client.scheduler.address}" in result.stdout
+    )
+    model = load_polytomous_model(out)
+    memory = fit_polytomous(
+        encode_scores(wide, id_column="student_id"),
+        model="grm",
+        settings=PolytomousSettings(precision="float64"),
+    )
+    np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(model.discrimination_se, memory.discrimination_se, atol=1e-8, rtol=0)

@@ -251,10 +251,12 @@ class OneHotAnswers:
         return np.vstack(self.blocks)
 
 
-def one_hot_block(codes: np.ndarray, layout: ItemLayout) -> np.ndarray:
-    "Category codes (persons × items, −1 = not answered) as a float32 one-hot block (persons × categories)."
+def one_hot_block(
+    codes: np.ndarray, layout: ItemLayout, out: np.ndarray | None = None
+) -> np.ndarray:
+    "Category codes (persons × items, −1 = not answered) as a float32 one-hot block (persons × categories), written into `out` (zeros) if given."
     width = int(layout.n_categories.sum())
-    block = np.zeros((len(codes), width), np.float32)
+    block = np.zeros((len(codes), width), np.float32) if out is None else out
     at = layout.category_start + codes + np.arange(len(codes))[:, None] * width  # flat positions
     block.reshape(-1)[at[codes != MISSING_CODE]] = 1.0
     return block
@@ -263,10 +265,13 @@ def one_hot_block(codes: np.ndarray, layout: ItemLayout) -> np.ndarray:
 def one_hot(scored: ScoredResponses, layout: ItemLayout) -> OneHotAnswers:
     "The answers as one-hot blocks (the response stores' chunk sizes): dense, so that both E-step products run on BLAS."
     width = int(layout.n_categories.sum())
+    whole = np.zeros(
+        (len(scored.codes), width), np.float32
+    )  # one allocation; the blocks are its rows
     return OneHotAnswers(
         tuple(
-            one_hot_block(scored.codes[rows], layout)
-            for rows in person_chunks(scored.codes.shape[0], width, 61)
+            one_hot_block(scored.codes[rows], layout, out=whole[rows])
+            for rows in person_chunks(len(scored.codes), width, 61)
         )
     )
 

@@ -363,7 +363,7 @@ def e_step(
             posteriors.append(posterior)
     return loglik, counts, np.vstack(posteriors) if keep_posterior else None
 
-
+# %% ../../nbs/science/11_polytomous.ipynb #e5b10c01
 def item_terms(data: EMData, vector, j, counts, information: bool = True):
     "Item `j`'s Σ r log P, its gradient and (if asked) Fisher information in (a, d), from its counts r (K × nodes)."
     p, jac = data.layout.probabilities(vector, j, data.nodes)
@@ -947,7 +947,7 @@ def codes_louis(codes, layout: ItemLayout, table, log_weights, single, rows, min
         sums = tuple(total + value for total, value in zip(sums, part, strict=True))
     return sums
 
-
+# %% ../../nbs/science/11_polytomous.ipynb #e5b10c02
 def louis_pass(
     data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8, precision: str = "float32"
 ) -> LouisPass:

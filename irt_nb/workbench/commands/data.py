@@ -234,7 +234,7 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
     print(f"model: {out}")
     return 0
 
-
+# %% ../../../nbs/workbench/commands/01_data.ipynb #c3d4e5f9
 _NOT_ON_A_CLUSTER = (
     "group",
     "anchors",

@@ -232,3 +232,23 @@ def test_the_command_line_fits_polytomous_scores_through_a_scheduler_address(
     )
     np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-8, rtol=0)
     np.testing.assert_allclose(model.discrimination_se, memory.discrimination_se, atol=1e-8, rtol=0)
+
+
+def test_a_worker_lost_after_loading_the_scores_changes_nothing(scores, client):
+    from irt_nb.science.polytomous import PolytomousSettings, fit_polytomous
+    from irt_nb.serving.distributed import DaskScores
+
+    _, folder = scores
+    settings = PolytomousSettings(precision="float64", standard_errors=False)
+    store = DaskScores(folder, client, id_column="student_id")
+    before = fit_polytomous(store, model="grm", settings=settings)
+    held = {address for places in client.who_has(store.partitions).values() for address in places}
+    pids = client.run(os.getpid)
+    victim = next(pids[a] for a in sorted(held))
+    os.kill(victim, signal.SIGKILL)  # its int16 codes are lost: Dask reads those partitions again
+    after = fit_polytomous(store, model="grm", settings=settings)
+    store.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)
+    np.testing.assert_allclose(after.vector, before.vector, atol=1e-10, rtol=0)
+    assert after.log_likelihood == pytest.approx(before.log_likelihood, abs=1e-8)

@@ -1357,6 +1357,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                       'irt_nb/serving/distributed.py'),
                                             'irt_nb.serving.distributed._add': ( 'serving/distributed.html#_add',
                                                                                  'irt_nb/serving/distributed.py'),
+                                            'irt_nb.serving.distributed._categories': ( 'serving/distributed.html#_categories',
+                                                                                        'irt_nb/serving/distributed.py'),
                                             'irt_nb.serving.distributed._chunked': ( 'serving/distributed.html#_chunked',
                                                                                      'irt_nb/serving/distributed.py'),
                                             'irt_nb.serving.distributed._counts': ( 'serving/distributed.html#_counts',

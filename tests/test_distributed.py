@@ -252,3 +252,24 @@ def test_a_worker_lost_after_loading_the_scores_changes_nothing(scores, client):
         os.kill(victim, 0)
     np.testing.assert_allclose(after.vector, before.vector, atol=1e-10, rtol=0)
     assert after.log_likelihood == pytest.approx(before.log_likelihood, abs=1e-8)
+
+
+def test_scores_missing_between_observed_ones_are_closed_up_with_a_warning(client, tmp_path):
+    import pandas as pd
+
+    from irt_nb.serving.distributed import DaskScores
+
+    pd.DataFrame({"id": ["a", "b"], "q1": [1, 2], "q2": [0, 1]}).to_parquet(
+        tmp_path / "part-0.parquet"
+    )
+    pd.DataFrame({"id": ["c", "d"], "q1": [5.0, None], "q2": [1, 0]}).to_parquet(
+        tmp_path / "part-1.parquet"
+    )
+    with pytest.warns(
+        UserWarning, match=r"item 'q1': score\(s\) \[3, 4\] never occur between the observed 1..5"
+    ):
+        store = DaskScores(tmp_path, client, id_column="id")
+    assert store.categories == ((1, 2, 5), (0, 1))
+    assert [c.tolist() for c in store.category_counts()] == [[1, 1, 1], [2, 2]]
+    assert (store.n_persons, store.n_answering, store.n_responses) == (4, 4, 7)
+    store.close()

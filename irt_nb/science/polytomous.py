@@ -532,9 +532,7 @@ class PolytomousSettings:
     tolerance: float = 1e-4  # largest parameter change at convergence
     max_iterations: int = 2000
     standard_errors: bool = True
-    precision: str = (
-        "float32"  # of the EM's E-step products while far from the maximum ("float64": always)
-    )
+    precision: str = "float32"  # of the EM's E-step products while far from the maximum, and of Louis' score products ("float64": always)
 
 # %% ../../nbs/science/11_polytomous.ipynb #52087854
 @dataclass(frozen=True)

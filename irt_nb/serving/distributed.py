@@ -167,6 +167,23 @@ def _distinct_scores(values) -> list[np.ndarray]:
     return [np.unique(column[~np.isnan(column)]) for column in values.T]
 
 
+def _categories(distinct, item_ids) -> tuple[tuple[int, ...], ...]:
+    "Each item's scores over all partitions, ranked as `encode_scores` ranks them (gaps closed with its warning)."
+    from irt_nb.science.polytomous import observed_categories
+
+    categories = []
+    for j, item in enumerate(item_ids):
+        scores = observed_categories(
+            np.concatenate([part[j] for part in distinct]), item, stacklevel=4
+        )
+        if len(scores) < 2:
+            raise ValueError(
+                f"item {item!r}: every answer has the same score {tuple(scores)}; it cannot be calibrated"
+            )
+        categories.append(tuple(int(s) for s in scores))
+    return tuple(categories)
+
+
 def _score_codes(values, categories) -> np.ndarray:
     "int16 category codes (−1: not answered) of one partition's scores."
     codes = np.full(values.shape, -1, np.int16)
@@ -191,7 +208,7 @@ class DaskScores:
     def __init__(
         self,
         path: str
-        | Path,  # Parquet dataset: one row per person, one integer score per item (null: not answered)
+        | Path,  # Parquet: a row per person, an integer score per item (null: not answered)
         client,  # a `distributed.Client`
         columns: list[str] | None = None,  # item columns (default: every column but `id_column`)
         id_column: str | None = None,  # the person ids (named in errors, not fitted)
@@ -199,8 +216,6 @@ class DaskScores:
     ):
         import dask.dataframe as dd
         from dask import delayed
-
-        from irt_nb.science.polytomous import observed_categories
 
         read = None if columns is None else [*columns, *([id_column] if id_column else [])]
         frame = dd.read_parquet(str(path), columns=read, storage_options=storage_options)
@@ -214,17 +229,7 @@ class DaskScores:
             [delayed(_partition_scores)(p, n, id_column) for n, p in enumerate(frame.to_delayed())]
         )  # first pass: each partition's distinct scores per item
         distinct = client.gather(client.map(_distinct_scores, values, pure=False))
-        categories = []
-        for j, item in enumerate(self.item_ids):
-            scores = observed_categories(
-                np.concatenate([part[j] for part in distinct]), item, stacklevel=3
-            )
-            if len(scores) < 2:
-                raise ValueError(
-                    f"item {item!r}: every answer has the same score {tuple(scores)}; it cannot be calibrated"
-                )
-            categories.append(tuple(int(s) for s in scores))
-        self.categories = tuple(categories)
+        self.categories = _categories(distinct, self.item_ids)
         self.partitions = client.map(_score_codes, values, categories=self.categories, pure=False)
         counts = client.gather(
             client.map(_score_counts, self.partitions, n_categories=self.n_categories, pure=False)

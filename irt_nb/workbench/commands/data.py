@@ -250,7 +250,7 @@ _NOT_ON_A_CLUSTER = (
 
 def _fit_polytomous_on_cluster(args, kind: str, item_models: dict, settings):
     "A wide Parquet dataset of scores fitted on the Dask cluster at --scheduler (`DaskScores`): only sums reach this process."
-    import pyarrow.dataset as ds
+    import dask.dataframe as dd
     from distributed import Client
 
     from irt_nb.science.polytomous import fit_polytomous
@@ -268,7 +268,9 @@ def _fit_polytomous_on_cluster(args, kind: str, item_models: dict, settings):
             f"--scheduler: a Dask fit reads the Parquet dataset as it is; leave out {', '.join(given)}"
         )
     options = storage_options(args)
-    id_column = args.id_column or ds.dataset(args.source, format="parquet").schema.names[0]
+    id_column = args.id_column or str(
+        dd.read_parquet(args.source, storage_options=options).columns[0]
+    )
     with Client(args.scheduler) as client:
         store = DaskScores(args.source, client, id_column=id_column, storage_options=options)
         try:

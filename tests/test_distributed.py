@@ -108,3 +108,168 @@ def test_the_command_line_fits_through_a_scheduler_address(data, client, tmp_pat
     model = load_model(tmp_path / "model.json")
     memory = fit_irt(x, item_ids=items, progress=False, standard_errors=False, float32_start=False)
     np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-6, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory):
+    "Polytomous scores (GRM, 0..3 and 1..3 points) of 3000 persons with 20% not answered, in partitions of 400, 1700 and 900 rows."
+    import pandas as pd
+
+    rng = np.random.default_rng(21)
+    theta = rng.standard_normal(3000)
+    slopes, cuts = rng.lognormal(0, 0.25, 8), np.sort(rng.normal(0, 1, (8, 3)), axis=1)
+    cuts[6:, 2] = np.inf  # two items with three categories
+    latent = slopes[:, None] * theta + rng.logistic(size=(8, len(theta)))  # items × persons
+    points = (latent[:, :, None] > (slopes[:, None] * cuts)[:, None, :]).sum(axis=2).T.astype(float)
+    points[:, 6:] += 1  # scored 1..3
+    points[rng.random(points.shape) < 0.2] = np.nan
+    wide = pd.DataFrame(points, columns=[f"s{j}" for j in range(8)])
+    wide.insert(0, "student_id", [f"p{n:04d}" for n in range(len(wide))])
+    folder = tmp_path_factory.mktemp("scores") / "scores"
+    folder.mkdir()
+    for number, (start, stop) in enumerate([(0, 400), (400, 2100), (2100, 3000)]):
+        wide.iloc[start:stop].to_parquet(folder / f"part-{number}.parquet", index=False)
+    return wide, folder
+
+
+@pytest.mark.parametrize(
+    "model, item_models",
+    [("grm", {}), ("gpcm", {"s0": "pcm", "s1": "pcm", "s2": "grm"})],
+    ids=["grm", "mixed"],
+)
+def test_distributed_polytomous_fit_equals_the_in_memory_fit(scores, client, model, item_models):
+    from irt_nb.science.polytomous import PolytomousSettings, encode_scores, fit_polytomous
+    from irt_nb.serving.distributed import DaskScores
+
+    wide, folder = scores
+    exact = PolytomousSettings(precision="float64")  # the cluster's E-steps are float64 throughout
+    memory = fit_polytomous(
+        encode_scores(wide, id_column="student_id"),
+        model=model,
+        item_models=item_models,
+        settings=exact,
+    )
+    store = DaskScores(folder, client, id_column="student_id")
+    assert len(client.who_has(store.partitions)) == 3
+    distributed = fit_polytomous(store, model=model, item_models=item_models, settings=exact)
+    store.close()
+    assert store.categories == memory.categories and distributed.kinds == memory.kinds
+    assert (distributed.n_persons, distributed.n_responses) == (
+        memory.n_persons,
+        memory.n_responses,
+    )
+    assert distributed.n_iterations == memory.n_iterations
+    np.testing.assert_allclose(distributed.vector, memory.vector, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(
+        distributed.discrimination_se, memory.discrimination_se, atol=1e-8, rtol=0
+    )
+    np.testing.assert_allclose(
+        np.concatenate(distributed.intercepts_se),
+        np.concatenate(memory.intercepts_se),
+        atol=1e-8,
+        rtol=0,
+    )
+    assert distributed.log_likelihood == pytest.approx(memory.log_likelihood, abs=1e-8)
+    assert distributed.data_fingerprint.startswith("sha256-partitions:")
+
+
+def test_a_non_integer_score_is_named_by_partition_row_and_person(scores, client, tmp_path):
+    from irt_nb.serving.distributed import DaskScores
+
+    wide, _ = scores
+    bad = wide.iloc[:30].copy()
+    bad.loc[bad.index[17], "s3"] = 1.5
+    wide.iloc[30:60].to_parquet(tmp_path / "part-0.parquet", index=False)
+    bad.to_parquet(tmp_path / "part-1.parquet", index=False)
+    with pytest.raises(
+        ValueError,
+        match=r"column 's3', partition 1, row 18 \(id 'p0017'\): score 1.5 is not an integer",
+    ):
+        DaskScores(tmp_path, client, id_column="student_id")
+
+
+def test_the_command_line_fits_polytomous_scores_through_a_scheduler_address(
+    scores, client, tmp_path
+):
+    from conftest import run
+
+    from irt_nb.science.polytomous import (
+        PolytomousSettings,
+        encode_scores,
+        fit_polytomous,
+        load_polytomous_model,
+    )
+
+    wide, folder = scores
+    out = tmp_path / "grm.json"
+    result = run(
+        "irt-nb",
+        "fit",
+        str(folder),
+        "--model",
+        "grm",
+        "--scheduler",
+        client.scheduler.address,
+        "--tol",
+        "1e-4",
+        "--quadrature",
+        "61",
+        "--max-iter",
+        "2000",
+        "--quiet",
+        "--out",
+        str(out),
+    )  # fmt: skip  (PolytomousSettings' defaults)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"3000 persons x 8 items from 19272 answers on {client.scheduler.address}" in result.stdout
+    )
+    model = load_polytomous_model(out)
+    memory = fit_polytomous(
+        encode_scores(wide, id_column="student_id"),
+        model="grm",
+        settings=PolytomousSettings(precision="float64"),
+    )
+    np.testing.assert_allclose(model.discrimination, memory.discrimination, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(model.discrimination_se, memory.discrimination_se, atol=1e-8, rtol=0)
+
+
+def test_a_worker_lost_after_loading_the_scores_changes_nothing(scores, client):
+    from irt_nb.science.polytomous import PolytomousSettings, fit_polytomous
+    from irt_nb.serving.distributed import DaskScores
+
+    _, folder = scores
+    settings = PolytomousSettings(precision="float64", standard_errors=False)
+    store = DaskScores(folder, client, id_column="student_id")
+    before = fit_polytomous(store, model="grm", settings=settings)
+    held = {address for places in client.who_has(store.partitions).values() for address in places}
+    pids = client.run(os.getpid)
+    victim = next(pids[a] for a in sorted(held))
+    os.kill(victim, signal.SIGKILL)  # its int16 codes are lost: Dask reads those partitions again
+    after = fit_polytomous(store, model="grm", settings=settings)
+    store.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)
+    np.testing.assert_allclose(after.vector, before.vector, atol=1e-10, rtol=0)
+    assert after.log_likelihood == pytest.approx(before.log_likelihood, abs=1e-8)
+
+
+def test_scores_missing_between_observed_ones_are_closed_up_with_a_warning(client, tmp_path):
+    import pandas as pd
+
+    from irt_nb.serving.distributed import DaskScores
+
+    pd.DataFrame({"id": ["a", "b"], "q1": [1, 2], "q2": [0, 1]}).to_parquet(
+        tmp_path / "part-0.parquet"
+    )
+    pd.DataFrame({"id": ["c", "d"], "q1": [5.0, None], "q2": [1, 0]}).to_parquet(
+        tmp_path / "part-1.parquet"
+    )
+    with pytest.warns(
+        UserWarning, match=r"item 'q1': score\(s\) \[3, 4\] never occur between the observed 1..5"
+    ):
+        store = DaskScores(tmp_path, client, id_column="id")
+    assert store.categories == ((1, 2, 5), (0, 1))
+    assert [c.tolist() for c in store.category_counts()] == [[1, 1, 1], [2, 2]]
+    assert (store.n_persons, store.n_answering, store.n_responses) == (4, 4, 7)
+    store.close()

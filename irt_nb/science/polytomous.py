@@ -28,7 +28,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot', 'log_table', 'EMData', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
+__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'observed_categories', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot_block', 'one_hot', 'log_table', 'EMData', 'e_step_block', 'codes_e_step', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_block', 'codes_louis', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
 
 # %% ../../nbs/science/11_polytomous.ipynb #e2d813bf
 MISSING_CODE = -1
@@ -47,6 +47,29 @@ class ScoredResponses:
     def n_categories(self) -> np.ndarray:
         return np.array([len(c) for c in self.categories])
 
+    def category_counts(self) -> tuple[np.ndarray, ...]:
+        "Per item, how many persons answered in each category."
+        return tuple(
+            np.bincount(self.codes[:, j][self.codes[:, j] >= 0], minlength=len(c))
+            for j, c in enumerate(self.categories)
+        )
+
+    @property
+    def n_answering(self) -> int:  # persons with at least one answer
+        return int((self.codes != MISSING_CODE).any(axis=1).sum())
+
+    @property
+    def n_responses(self) -> int:
+        return int((self.codes != MISSING_CODE).sum())
+
+    def fingerprint(self) -> str:
+        "SHA-256 of the codes (and their shape), then of the category map: same answers, same fingerprint."
+        return (
+            data_fingerprint(self.codes)
+            + ":"
+            + hashlib.sha256(repr(self.categories).encode()).hexdigest()[:16]
+        )
+
 
 def _whole_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     "The values as numbers (NaN: not answered), and where a given value is not a whole number (text, 5.52)."
@@ -57,15 +80,9 @@ def _whole_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return numbers, not_whole.to_numpy()
 
 # %% ../../nbs/science/11_polytomous.ipynb #40fe343c
-def _item_codes(values: pd.Series, column: str, row_labels) -> tuple[np.ndarray, tuple[int, ...]]:
-    numbers, bad = _whole_numbers(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"column {column!r}, row {row + 1} (id {row_labels[row]!r}): score {values.tolist()[row]!r} is not an "
-            "integer; scores must be whole points or categories (impute before, or leave it empty for not answered)"
-        )
-    observed = np.sort(numbers.dropna().unique()).astype(int)
+def observed_categories(scores, column: str, stacklevel: int = 2) -> np.ndarray:
+    "The distinct observed whole-number `scores` of item `column`, sorted; a warning names the scores missing between them."
+    observed = np.unique(np.asarray(scores, float)).astype(int)
     gaps = (
         sorted(set(range(observed.min(), observed.max() + 1)) - set(observed))
         if len(observed)
@@ -75,8 +92,20 @@ def _item_codes(values: pd.Series, column: str, row_labels) -> tuple[np.ndarray,
         warnings.warn(
             f"item {column!r}: score(s) {gaps} never occur between the observed {observed.min()}..{observed.max()}; "
             "the categories are closed up",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
+    return observed
+
+
+def _item_codes(values: pd.Series, column: str, row_labels) -> tuple[np.ndarray, tuple[int, ...]]:
+    numbers, bad = _whole_numbers(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"column {column!r}, row {row + 1} (id {row_labels[row]!r}): score {values.tolist()[row]!r} is not an "
+            "integer; scores must be whole points or categories (impute before, or leave it empty for not answered)"
+        )
+    observed = observed_categories(numbers.dropna().unique(), column, stacklevel=4)
     codes = np.full(len(values), MISSING_CODE, np.int16)
     answered = numbers.notna().to_numpy()
     codes[answered] = np.searchsorted(observed, numbers[answered].astype(int).to_numpy())
@@ -222,18 +251,29 @@ class OneHotAnswers:
         return np.vstack(self.blocks)
 
 
+def one_hot_block(
+    codes: np.ndarray, layout: ItemLayout, out: np.ndarray | None = None
+) -> np.ndarray:
+    "Category codes (persons × items, −1 = not answered) as a float32 one-hot block (persons × categories), written into `out` (zeros) if given."
+    width = int(layout.n_categories.sum())
+    block = np.zeros((len(codes), width), np.float32) if out is None else out
+    at = layout.category_start + codes + np.arange(len(codes))[:, None] * width  # flat positions
+    block.reshape(-1)[at[codes != MISSING_CODE]] = 1.0
+    return block
+
+
 def one_hot(scored: ScoredResponses, layout: ItemLayout) -> OneHotAnswers:
     "The answers as one-hot blocks (the response stores' chunk sizes): dense, so that both E-step products run on BLAS."
-    width, blocks = int(layout.n_categories.sum()), []
-    for rows in person_chunks(scored.codes.shape[0], width, 61):
-        codes = scored.codes[rows]
-        block = np.zeros((len(codes), width), np.float32)
-        at = (
-            layout.category_start + codes + np.arange(len(codes))[:, None] * width
-        )  # flat positions
-        block.reshape(-1)[at[codes != MISSING_CODE]] = 1.0
-        blocks.append(block)
-    return OneHotAnswers(tuple(blocks))
+    width = int(layout.n_categories.sum())
+    whole = np.zeros(
+        (len(scored.codes), width), np.float32
+    )  # one allocation; the blocks are its rows
+    return OneHotAnswers(
+        tuple(
+            one_hot_block(scored.codes[rows], layout, out=whole[rows])
+            for rows in person_chunks(len(scored.codes), width, 61)
+        )
+    )
 
 # %% ../../nbs/science/11_polytomous.ipynb #bceb38d5
 def log_table(vector, layout: ItemLayout, nodes) -> np.ndarray | None:
@@ -254,14 +294,45 @@ class EMData:
     "What stays fixed while the EM runs: the items' layout, the answers, the nodes, and which parameters move how."
 
     layout: ItemLayout
-    answers: OneHotAnswers
-    codes: np.ndarray  # the category codes behind `answers` (persons × items)
+    answers: OneHotAnswers  # or a store on a cluster whose `partition_sums(function, *tables)` adds each partition's sums
+    codes: (
+        np.ndarray | None
+    )  # the category codes behind `answers` (persons × items); None on a cluster
     nodes: np.ndarray
     log_weights: np.ndarray
     groups: tuple = ()  # items whose parameters the M-step moves together (all PCM items: their common slope)
     fixed: np.ndarray | None = None  # per parameter: held at its value (anchors)
 
 # %% ../../nbs/science/11_polytomous.ipynb #db7384f1
+def e_step_block(block, products, log_weights, keep_posterior: bool = False):
+    "One block of persons (one-hot, persons × categories): its log-likelihood, counts r and posterior (if kept), in the products' dtype."
+    dtype = products.dtype
+    block = block.astype(dtype, copy=False)
+    joint = block @ products
+    joint += log_weights
+    top = joint.max(axis=1, keepdims=True)
+    joint -= top
+    np.exp(joint, out=joint)
+    total = joint.sum(axis=1, keepdims=True, dtype=np.float64)  # sums and logs in float64
+    joint *= (1.0 / total).astype(dtype)
+    return (
+        float((np.log(total) + top).sum()),
+        (block.T @ joint).astype(float),
+        joint if keep_posterior else None,
+    )
+
+
+def codes_e_step(codes, layout: ItemLayout, products, log_weights) -> tuple[float, np.ndarray]:
+    "`e_step_block` over a partition of category codes (persons × items), one-hot block by block: (log-likelihood, counts)."
+    loglik, counts = 0.0, np.zeros(products.shape)
+    for rows in person_chunks(len(codes), len(products), len(log_weights)):
+        part_loglik, part_counts, _ = e_step_block(
+            one_hot_block(codes[rows], layout), products, log_weights
+        )
+        loglik, counts = loglik + part_loglik, counts + part_counts
+    return loglik, counts
+
+
 def e_step(
     data: EMData, vector, keep_posterior: bool = False, precision: str = "float64"
 ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
@@ -271,21 +342,18 @@ def e_step(
         return -np.inf, None, None
     dtype = np.dtype(precision)
     products, log_weights = table.astype(dtype), data.log_weights.astype(dtype)
+    if not isinstance(data.answers, OneHotAnswers):  # a store on a cluster: each partition's sums
+        if keep_posterior:
+            raise ValueError(
+                "the posteriors stay on the cluster; score the persons from a ScoredResponses"
+            )
+        loglik, counts = data.answers.partition_sums(
+            codes_e_step, data.layout, products, log_weights
+        )
+        return loglik, counts, None
 
     def work(block):  # one block of persons, on one of the E-step's threads
-        block = block.astype(dtype, copy=False)
-        joint = block @ products
-        joint += log_weights
-        top = joint.max(axis=1, keepdims=True)
-        joint -= top
-        np.exp(joint, out=joint)
-        total = joint.sum(axis=1, keepdims=True, dtype=np.float64)  # sums and logs in float64
-        joint *= (1.0 / total).astype(dtype)
-        return (
-            float((np.log(total) + top).sum()),
-            (block.T @ joint).astype(float),
-            joint if keep_posterior else None,
-        )
+        return e_step_block(block, products, log_weights, keep_posterior)
 
     loglik, counts, posteriors = 0.0, np.zeros_like(table), []
     with one_blas_thread():  # threads over blocks, one BLAS thread each: no oversubscribed cores
@@ -295,7 +363,7 @@ def e_step(
             posteriors.append(posterior)
     return loglik, counts, np.vstack(posteriors) if keep_posterior else None
 
-
+# %% ../../nbs/science/11_polytomous.ipynb #e5b10c01
 def item_terms(data: EMData, vector, j, counts, information: bool = True):
     "Item `j`'s Σ r log P, its gradient and (if asked) Fisher information in (a, d), from its counts r (K × nodes)."
     p, jac = data.layout.probabilities(vector, j, data.nodes)
@@ -443,10 +511,9 @@ def m_step(data: EMData, vector, counts, n_steps: int = 3) -> np.ndarray:
 # %% ../../nbs/science/11_polytomous.ipynb #0c76e579
 def start_values(scored: ScoredResponses, layout: ItemLayout) -> np.ndarray:
     "Slope 1; GRM intercepts logit P(X ≥ k), (G)PCM intercepts the cumulated log ratios of adjacent categories."
-    vector = np.ones(layout.n_params)
+    vector, counts = np.ones(layout.n_params), scored.category_counts()
     for j, kind in enumerate(layout.kinds):
-        codes = scored.codes[:, j]
-        share = np.bincount(codes[codes >= 0], minlength=layout.n_categories[j]) + 0.5
+        share = counts[j] + 0.5
         share = share / share.sum()
         s, k = layout.intercept_start[j], layout.n_categories[j]
         if kind == "grm":
@@ -465,9 +532,7 @@ class PolytomousSettings:
     tolerance: float = 1e-4  # largest parameter change at convergence
     max_iterations: int = 2000
     standard_errors: bool = True
-    precision: str = (
-        "float32"  # of the EM's E-step products while far from the maximum ("float64": always)
-    )
+    precision: str = "float32"  # of the EM's E-step products while far from the maximum, and of Louis' score products ("float64": always)
 
 # %% ../../nbs/science/11_polytomous.ipynb #52087854
 @dataclass(frozen=True)
@@ -639,7 +704,7 @@ def newton_polish(
 
 # %% ../../nbs/science/11_polytomous.ipynb #641c094a
 def fit_polytomous(
-    scored: ScoredResponses,
+    scored: ScoredResponses,  # or a store on a cluster (`irt_nb.serving.distributed.DaskScores`)
     *,
     model: str = "grm",
     item_models: dict[str, str] | None = None,
@@ -661,10 +726,12 @@ def fit_polytomous(
     unknown = sorted((set(item_models) | set(fixed)) - set(scored.item_ids))
     if unknown:
         raise ValueError(f"items not in the data: {unknown}")
-    for j, item in enumerate(scored.item_ids):
-        seen = np.bincount(
-            scored.codes[:, j][scored.codes[:, j] >= 0], minlength=len(scored.categories[j])
-        )
+    local = isinstance(scored, ScoredResponses)
+    if (
+        not local
+    ):  # float64 E-steps on a cluster: the fit must not depend on how the data is partitioned
+        settings = replace(settings, precision="float64")
+    for j, (item, seen) in enumerate(zip(scored.item_ids, scored.category_counts(), strict=True)):
         if (seen == 0).any():
             empty = [scored.categories[j][k] for k in np.flatnonzero(seen == 0)]
             raise ValueError(
@@ -683,7 +750,7 @@ def fit_polytomous(
         free[layout.item_slots(j)] = False
     pcm = [j for j, k in enumerate(layout.kinds) if k == "pcm"]
     data = EMData(
-        layout, one_hot(scored, layout), scored.codes, nodes, np.log(weights),
+        layout, one_hot(scored, layout) if local else scored, scored.codes if local else None, nodes, np.log(weights),
         groups=tuple([j] for j, k in enumerate(layout.kinds) if k != "pcm") + ((pcm,) if pcm else ()), fixed=~free,
     )  # fmt: skip
     history = []
@@ -697,7 +764,7 @@ def fit_polytomous(
     if (
         settings.standard_errors
     ):  # one float64 pass at the estimates: likelihood, counts and information
-        final = louis_pass(data, vector)
+        final = louis_pass(data, vector, precision=settings.precision)
         loglik, counts, info = final.log_likelihood, final.counts, final.information
         with one_blas_thread():  # a small matrix: waking BLAS threads costs more than it saves
             try:  # the information is positive definite at a maximum; pinv only if it is not
@@ -740,7 +807,6 @@ def _polytomous_model(scored, data: EMData, vector, covariance, **fit) -> Polyto
                                covariance[np.ix_(layout.item_slots(j), layout.item_slots(j))])
             for j, kind in enumerate(layout.kinds)
         )  # fmt: skip
-    answered = scored.codes != MISSING_CODE
     return PolytomousModel(
         item_ids=scored.item_ids,
         kinds=layout.kinds,
@@ -753,11 +819,9 @@ def _polytomous_model(scored, data: EMData, vector, covariance, **fit) -> Polyto
         layout=layout,
         thresholds_se=thresholds_se,
         fixed=np.array([not free[layout.item_slots(j)].any() for j in range(len(layout.kinds))]),
-        n_persons=int(answered.any(axis=1).sum()),
-        n_responses=int(answered.sum()),
-        data_fingerprint=data_fingerprint(scored.codes)
-        + ":"
-        + hashlib.sha256(repr(scored.categories).encode()).hexdigest()[:16],
+        n_persons=scored.n_answering,
+        n_responses=scored.n_responses,
+        data_fingerprint=scored.fingerprint(),
         n_parameters=int(free.sum()),
         **fit,
     )
@@ -830,12 +894,12 @@ def score_tables(layout: ItemLayout, vector, nodes) -> tuple[np.ndarray, list]:
 
 
 def _centred_scores(posterior, x, single, min_posterior):
-    "√w (S(q) − E[S]) for the (person, node) pairs with posterior above `min_posterior`, in float32 (pairs, items × K_max)."
+    "√w (S(q) − E[S]) for the (person, node) pairs with posterior above `min_posterior`, in the dtype of `single` (pairs, items × K_max)."
     n, (n_nodes, n_items, _, k_max) = (
         len(x),
         single.shape,
     )  # single: (nodes, items, K_max + 1, K_max)
-    means = (posterior.astype(np.float32) @ single.reshape(n_nodes, -1)).reshape(
+    means = (posterior.astype(single.dtype) @ single.reshape(n_nodes, -1)).reshape(
         n, n_items, k_max + 1, k_max
     )
     means = means[np.arange(n)[:, None], np.arange(n_items), x]  # E_n[S_n]
@@ -843,41 +907,77 @@ def _centred_scores(posterior, x, single, min_posterior):
     rows = (node[:, None] * n_items + np.arange(n_items)) * (k_max + 1) + x[person]
     centred = np.take(single.reshape(-1, k_max), rows, axis=0)  # (pairs, items, K_max)
     centred -= means[person]
-    centred *= np.sqrt(posterior[person, node]).astype(np.float32)[:, None, None]
+    centred *= np.sqrt(posterior[person, node]).astype(single.dtype)[:, None, None]
     return centred.reshape(len(person), n_items * k_max)
 
 # %% ../../nbs/science/11_polytomous.ipynb #f1a0b006
-def louis_pass(data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8) -> LouisPass:
-    "The E-step at `vector` in float64 and, from its posterior, the observed information by Louis' formula."
+def louis_block(block, x, table, log_weights, single, rows: int, min_posterior: float):
+    "One block (one-hot, and its codes `x` with the padding row for not answered): log-likelihood, counts and Σ_n Cov_n(S_n)."
+    block = block.astype(float)
+    posterior = block @ table + log_weights
+    top = posterior.max(axis=1, keepdims=True)
+    posterior = np.exp(posterior - top)
+    total = posterior.sum(axis=1, keepdims=True)
+    posterior /= total
+    n_scores = single.shape[1] * single.shape[3]
+    covariance = np.zeros((n_scores, n_scores))
+    for first in range(0, len(block), rows):  # sub-blocks: the pairs' scores stay small
+        part = slice(first, first + rows)
+        centred = _centred_scores(posterior[part], x[part], single, min_posterior)
+        covariance += centred.T @ centred  # products in the scores' dtype, summed in float64
+    return float((np.log(total) + top).sum()), block.T @ posterior, covariance
+
+
+def _padded_codes(codes, k_max: int) -> np.ndarray:
+    x = codes.astype(np.intp)
+    x[x == MISSING_CODE] = k_max  # the zero row of the score tables
+    return x
+
+
+def codes_louis(codes, layout: ItemLayout, table, log_weights, single, rows, min_posterior):
+    "`louis_block` over a partition of category codes (persons × items), one-hot block by block."
+    k_max, sums = single.shape[3], (0.0, 0.0, 0.0)
+    for chunk in person_chunks(len(codes), len(table), len(log_weights)):
+        part = louis_block(
+            one_hot_block(codes[chunk], layout), _padded_codes(codes[chunk], k_max),
+            table, log_weights, single, rows, min_posterior,
+        )  # fmt: skip
+        sums = tuple(total + value for total, value in zip(sums, part, strict=True))
+    return sums
+
+# %% ../../nbs/science/11_polytomous.ipynb #e5b10c02
+def louis_pass(
+    data: EMData, vector, rows: int = 2048, min_posterior: float = 1e-8, precision: str = "float32"
+) -> LouisPass:
+    "The E-step at `vector` in float64 and, from its posterior, the observed information by Louis' formula (score products in `precision`)."
     layout, nodes = data.layout, data.nodes
     n_items, k_max = len(layout.kinds), int(layout.n_categories.max())
     scores, curvatures = score_tables(layout, vector, nodes)
-    single = scores.astype(np.float32)
+    single = scores.astype(np.dtype(precision))
     table = log_table(vector, layout, nodes)
-    starts = np.cumsum([0] + [len(b) for b in data.answers.blocks])
+    if isinstance(data.answers, OneHotAnswers):
+        starts = np.cumsum([0] + [len(b) for b in data.answers.blocks])
 
-    def work(
-        index,
-    ):  # one block: its log-likelihood, counts and Σ_n Cov_n(S_n) in the padded layout
-        block = data.answers.blocks[index].astype(float)
-        posterior = block @ table + data.log_weights
-        top = posterior.max(axis=1, keepdims=True)
-        posterior = np.exp(posterior - top)
-        total = posterior.sum(axis=1, keepdims=True)
-        posterior /= total
-        x = data.codes[starts[index] : starts[index + 1]].astype(np.intp)
-        x[x == MISSING_CODE] = k_max  # the zero row of the score tables
-        covariance = np.zeros((n_items * k_max,) * 2)
-        for first in range(0, len(block), rows):  # sub-blocks: the pairs' scores stay small
-            part = slice(first, first + rows)
-            centred = _centred_scores(posterior[part], x[part], single, min_posterior)
-            covariance += centred.T @ centred  # float32 products, summed in float64
-        return float((np.log(total) + top).sum()), block.T @ posterior, covariance
+        def work(
+            index,
+        ):  # one block: its log-likelihood, counts and Σ_n Cov_n(S_n) in the padded layout
+            x = _padded_codes(data.codes[starts[index] : starts[index + 1]], k_max)
+            return louis_block(
+                data.answers.blocks[index], x, table, data.log_weights, single, rows, min_posterior
+            )
 
-    loglik, counts, covariance = 0.0, np.zeros_like(table), 0.0
-    with one_blas_thread():
-        for part in map_chunks(work, range(len(data.answers.blocks))):
-            loglik, counts, covariance = loglik + part[0], counts + part[1], covariance + part[2]
+        loglik, counts, covariance = 0.0, np.zeros_like(table), 0.0
+        with one_blas_thread():
+            for part in map_chunks(work, range(len(data.answers.blocks))):
+                loglik, counts, covariance = (
+                    loglik + part[0],
+                    counts + part[1],
+                    covariance + part[2],
+                )
+    else:  # a store on a cluster: each partition's sums
+        loglik, counts, covariance = data.answers.partition_sums(
+            codes_louis, layout, table, data.log_weights, single, rows, min_posterior
+        )
     padded = np.zeros(
         (n_items * k_max, layout.n_params)
     )  # padded slot → parameter (PCM slopes add up)

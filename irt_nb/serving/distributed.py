@@ -19,7 +19,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['DaskResponses', 'write_response_parquet']
+__all__ = ['DaskResponses', 'write_response_parquet', 'DaskScores']
 
 # %% ../../nbs/serving/01_distributed.ipynb #7bc1e8ec
 def _partition_codes(frame) -> np.ndarray:
@@ -61,6 +61,16 @@ def _add(*parts):
     "Element-wise sum of tuples of arrays (the only thing that travels back)."
     return tuple(sum(values) for values in zip(*parts, strict=True))
 
+
+def _sum_on_workers(client, partitions, function, *args):
+    "Apply `function` to every partition on its worker and add up the results there; gather the sum."
+    futures = [client.submit(function, part, *args, pure=False) for part in partitions]
+    while len(futures) > 1:  # add pairwise on the workers: only one small result reaches the client
+        futures = [
+            client.submit(_add, *futures[i : i + 2], pure=False) for i in range(0, len(futures), 2)
+        ]
+    return futures[0].result()
+
 # %% ../../nbs/serving/01_distributed.ipynb #6a48adc0
 class DaskResponses:
     "A persons × items response matrix held as partitions on a Dask cluster (a response store for `fit_irt`)."
@@ -92,17 +102,7 @@ class DaskResponses:
 
     def _sum(self, function, *args):
         "Apply `function` to every partition on its worker and add up the results there; gather the sum."
-        futures = [
-            self.client.submit(function, part, *args, pure=False) for part in self.partitions
-        ]  # args are small
-        while (
-            len(futures) > 1
-        ):  # add pairwise on the workers: only one small result reaches the client
-            futures = [
-                self.client.submit(_add, *futures[i : i + 2], pure=False)
-                for i in range(0, len(futures), 2)
-            ]
-        return futures[0].result()
+        return _sum_on_workers(self.client, self.partitions, function, *args)
 
     def item_counts(self):
         return self._right, self._answered
@@ -142,3 +142,125 @@ def write_response_parquet(
         )
         pq.write_table(table, path / f"part-{number:05d}.parquet")
     return path
+
+# %% ../../nbs/serving/01_distributed.ipynb #5c0e7a02
+def _partition_scores(frame, number: int, id_column: str | None) -> np.ndarray:
+    "The item scores of partition `number` as float64 (NaN: not answered); ValueError naming a non-integer."
+    from irt_nb.science.polytomous import _whole_numbers
+
+    items = [c for c in frame.columns if c != id_column]
+    values = np.empty((len(frame), len(items)))
+    for c, column in enumerate(items):
+        numbers, bad = _whole_numbers(frame[column])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            person = f" (id {frame[id_column].iloc[row]!r})" if id_column else ""
+            raise ValueError(
+                f"column {column!r}, partition {number}, row {row + 1}{person}: score {frame[column].tolist()[row]!r} "
+                "is not an integer; scores must be whole points or categories (leave it empty for not answered)"
+            )
+        values[:, c] = numbers.to_numpy(dtype=float, na_value=np.nan)
+    return values
+
+
+def _distinct_scores(values) -> list[np.ndarray]:
+    return [np.unique(column[~np.isnan(column)]) for column in values.T]
+
+
+def _categories(distinct, item_ids) -> tuple[tuple[int, ...], ...]:
+    "Each item's scores over all partitions, ranked as `encode_scores` ranks them (gaps closed with its warning)."
+    from irt_nb.science.polytomous import observed_categories
+
+    categories = []
+    for j, item in enumerate(item_ids):
+        scores = observed_categories(
+            np.concatenate([part[j] for part in distinct]), item, stacklevel=4
+        )
+        if len(scores) < 2:
+            raise ValueError(
+                f"item {item!r}: every answer has the same score {tuple(scores)}; it cannot be calibrated"
+            )
+        categories.append(tuple(int(s) for s in scores))
+    return tuple(categories)
+
+
+def _score_codes(values, categories) -> np.ndarray:
+    "int16 category codes (−1: not answered) of one partition's scores."
+    codes = np.full(values.shape, -1, np.int16)
+    for j, scores in enumerate(categories):
+        answered = ~np.isnan(values[:, j])
+        codes[answered, j] = np.searchsorted(scores, values[answered, j])
+    return codes
+
+
+def _score_counts(codes, n_categories) -> tuple:
+    "Per item the answers in each category, the persons with an answer, the answers, the persons."
+    answered = codes >= 0
+    per_item = [
+        np.bincount(codes[answered[:, j], j], minlength=k) for j, k in enumerate(n_categories)
+    ]
+    return per_item, int(answered.any(axis=1).sum()), int(answered.sum()), len(codes)
+
+# %% ../../nbs/serving/01_distributed.ipynb #5c0e7a03
+class DaskScores:
+    "Integer scores (persons × items) held as int16 category codes on a Dask cluster (a store for `fit_polytomous`)."
+
+    def __init__(
+        self,
+        path: str
+        | Path,  # Parquet: a row per person, an integer score per item (null: not answered)
+        client,  # a `distributed.Client`
+        columns: list[str] | None = None,  # item columns (default: every column but `id_column`)
+        id_column: str | None = None,  # the person ids (named in errors, not fitted)
+        storage_options: dict | None = None,  # fsspec options for object storage
+    ):
+        import dask.dataframe as dd
+        from dask import delayed
+
+        read = None if columns is None else [*columns, *([id_column] if id_column else [])]
+        frame = dd.read_parquet(str(path), columns=read, storage_options=storage_options)
+        if id_column is not None and id_column not in frame.columns:
+            raise ValueError(
+                f"{path}: no id column {id_column!r}; columns are {list(frame.columns)[:10]}"
+            )
+        self.client, self.path = client, str(path)
+        self.item_ids = tuple(str(c) for c in frame.columns if c != id_column)
+        values = client.compute(
+            [delayed(_partition_scores)(p, n, id_column) for n, p in enumerate(frame.to_delayed())]
+        )  # first pass: each partition's distinct scores per item
+        distinct = client.gather(client.map(_distinct_scores, values, pure=False))
+        self.categories = _categories(distinct, self.item_ids)
+        self.partitions = client.map(_score_codes, values, categories=self.categories, pure=False)
+        counts = client.gather(
+            client.map(_score_counts, self.partitions, n_categories=self.n_categories, pure=False)
+        )
+        self._category_counts = tuple(
+            sum(c[0][j] for c in counts) for j in range(len(self.item_ids))
+        )
+        self.n_answering, self.n_responses, self.n_persons = (
+            sum(c[i] for c in counts) for i in (1, 2, 3)
+        )
+
+    @property
+    def n_categories(self) -> np.ndarray:
+        return np.array([len(c) for c in self.categories])
+
+    def category_counts(self) -> tuple[np.ndarray, ...]:
+        "Per item, how many persons answered in each category."
+        return self._category_counts
+
+    def partition_sums(self, function, *tables):
+        "`function(codes, *tables)` on every partition where it lives, added up on the workers."
+        return _sum_on_workers(self.client, self.partitions, function, *tables)
+
+    def fingerprint(self) -> str:
+        "SHA-256 over the partitions' digests in order, then of the category map."
+        digests = self.client.gather(self.client.map(_digest, self.partitions))
+        categories = hashlib.sha256(repr(self.categories).encode()).hexdigest()[:16]
+        return (
+            "sha256-partitions:" + hashlib.sha256(b"".join(digests)).hexdigest() + ":" + categories
+        )
+
+    def close(self) -> None:
+        "Release the partitions on the workers."
+        self.client.cancel(self.partitions)

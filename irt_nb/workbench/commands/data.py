@@ -172,7 +172,6 @@ _NOT_FOR_POLYTOMOUS = {  # option: why a polytomous fit refuses it (an option is
     "free": "a polytomous model file holds one set of item parameters (irt-nb dif frees items group by group)",
     "registry": "the registry's held-out quality is for right/wrong items",
     "slice": "the registry's held-out quality is for right/wrong items",
-    "scheduler": "the Dask fit is for right/wrong items",
     "min_item_responses": "the minimums belong to the right/wrong processing report",
     "min_person_responses": "the minimums belong to the right/wrong processing report",
 }
@@ -205,29 +204,80 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
     )
 
     _refuse_for_polytomous(args)
-    answers = _polytomous_scores(args, group=args.group)
-    scored = encode_scores(answers.frame, id_column=answers.id_column)
     kind = args.model if args.model in ("grm", "gpcm", "pcm") else "grm"
     item_models = _item_models(args.item_model)
     settings = PolytomousSettings(
         n_quadrature=args.quadrature, tolerance=args.tol, max_iterations=args.max_iter
     )
-    if args.group or args.anchors:
-        model = _fit_polytomous_groups(args, scored, answers.groups, kind, item_models, settings)
+    if args.scheduler:
+        model = _fit_polytomous_on_cluster(args, kind, item_models, settings)
+        read = f"{model.n_responses} answers on {args.scheduler}"
     else:
-        model = fit_polytomous(scored, model=kind, item_models=item_models, settings=settings)
+        answers = _polytomous_scores(args, group=args.group)
+        scored = encode_scores(answers.frame, id_column=answers.id_column)
+        if args.group or args.anchors:
+            model = _fit_polytomous_groups(
+                args, scored, answers.groups, kind, item_models, settings
+            )
+        else:
+            model = fit_polytomous(scored, model=kind, item_models=item_models, settings=settings)
+        where = f" (filters {answers.filters})" if answers.filters else ""
+        read = f"{answers.rows_read} answers{where}"
     out = save_polytomous_model(model, args.out)
     print(
         model.item_table().drop(columns=["intercepts_se"], errors="ignore").to_string(index=False)
     )
-    where = f" (filters {answers.filters})" if answers.filters else ""
     print(
-        f"{kind}: {model.n_persons} persons x {len(model.item_ids)} items from {answers.rows_read} answers{where}, "
+        f"{kind}: {model.n_persons} persons x {len(model.item_ids)} items from {read}, "
         f"converged={model.converged} after {model.n_iterations} iterations, loglik {model.log_likelihood:.3f}"
     )
     _print_groups(model.groups)
     print(f"model: {out}")
     return 0
+
+# %% ../../../nbs/workbench/commands/01_data.ipynb #c3d4e5f9
+_NOT_ON_A_CLUSTER = (
+    "group",
+    "anchors",
+    "exam",
+    "subject",
+    "since",
+    "until",
+    "columns",
+    "table",
+    "data_policy",
+)
+
+
+def _fit_polytomous_on_cluster(args, kind: str, item_models: dict, settings):
+    "A wide Parquet dataset of scores fitted on the Dask cluster at --scheduler (`DaskScores`): only sums reach this process."
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from irt_nb.science.polytomous import fit_polytomous
+    from irt_nb.serving.distributed import DaskScores
+
+    table = LibraryDefault("irt_nb.science.pipeline", "calibrate", "table")
+    defaults = {"table": (table, table.value())}  # --table is given when it is not the default
+    given = [
+        "--" + n.replace("_", "-")
+        for n in _NOT_ON_A_CLUSTER
+        if getattr(args, n, None) and getattr(args, n) not in defaults.get(n, ())
+    ]
+    if given:
+        raise ValueError(
+            f"--scheduler: a Dask fit reads the Parquet dataset as it is; leave out {', '.join(given)}"
+        )
+    options = storage_options(args)
+    id_column = args.id_column or str(
+        dd.read_parquet(args.source, storage_options=options).columns[0]
+    )
+    with Client(args.scheduler) as client:
+        store = DaskScores(args.source, client, id_column=id_column, storage_options=options)
+        try:
+            return fit_polytomous(store, model=kind, item_models=item_models, settings=settings)
+        finally:
+            store.close()
 
 
 def _fit_polytomous_groups(args, scored, labels, kind: str, item_models: dict, settings):
@@ -438,7 +488,7 @@ def _add_fit_parser(sub) -> None:
     add_quiet(p)
     p.add_argument(
         "--scheduler",
-        help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset",
+        help="Dask scheduler address (tcp://HOST:PORT); SOURCE is then a persons x items Parquet dataset (polytomous: ids in the first column or --id-column)",
     )
     p.add_argument(
         "--group",

@@ -1811,6 +1811,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                  'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._polytomous_scores': ( 'workbench/commands/data.html#_polytomous_scores',
                                                                                                        'irt_nb/workbench/commands/data.py'),
+                                                'irt_nb.workbench.commands.data._polytomous_settings': ( 'workbench/commands/data.html#_polytomous_settings',
+                                                                                                         'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._print_fit': ( 'workbench/commands/data.html#_print_fit',
                                                                                                'irt_nb/workbench/commands/data.py'),
                                                 'irt_nb.workbench.commands.data._print_groups': ( 'workbench/commands/data.html#_print_groups',

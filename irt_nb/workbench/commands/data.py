@@ -194,10 +194,21 @@ def _refuse_for_polytomous(args: argparse.Namespace) -> None:
         raise ValueError("--reference names one of the groups of --group COLUMN: give --group too")
 
 # %% ../../../nbs/workbench/commands/01_data.ipynb #c3d4e5f1
+def _polytomous_settings(args: argparse.Namespace):
+    "The polytomous EM's settings: --quadrature, --tol and --max-iter as typed, else `PolytomousSettings`' own defaults."
+    from irt_nb.science.polytomous import PolytomousSettings
+
+    own, typed = PolytomousSettings(), lambda name: name not in getattr(args, "_defaulted", ())
+    return PolytomousSettings(
+        n_quadrature=args.quadrature if typed("quadrature") else own.n_quadrature,
+        tolerance=args.tol if typed("tol") else own.tolerance,
+        max_iterations=args.max_iter if typed("max_iter") else own.max_iterations,
+    )
+
+
 def _fit_polytomous(args: argparse.Namespace) -> int:
     "Fit GRM/GPCM/PCM items from integer scores in any source (with groups or anchors); write the model file."
     from irt_nb.science.polytomous import (
-        PolytomousSettings,
         encode_scores,
         fit_polytomous,
         save_polytomous_model,
@@ -206,9 +217,7 @@ def _fit_polytomous(args: argparse.Namespace) -> int:
     _refuse_for_polytomous(args)
     kind = args.model if args.model in ("grm", "gpcm", "pcm") else "grm"
     item_models = _item_models(args.item_model)
-    settings = PolytomousSettings(
-        n_quadrature=args.quadrature, tolerance=args.tol, max_iterations=args.max_iter
-    )
+    settings = _polytomous_settings(args)
     if args.scheduler:
         model = _fit_polytomous_on_cluster(args, kind, item_models, settings)
         read = f"{model.n_responses} answers on {args.scheduler}"

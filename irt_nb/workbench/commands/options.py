@@ -67,9 +67,13 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, rest = super().parse_known_args(args, namespace)
-        for name, given in vars(namespace).items():
-            if isinstance(given, LibraryDefault):
-                setattr(namespace, name, given.value())
+        defaulted = {
+            name for name, given in vars(namespace).items() if isinstance(given, LibraryDefault)
+        }
+        for name in defaulted:
+            setattr(namespace, name, getattr(namespace, name).value())
+        # options left at the library's default (not typed), with a subcommand's (parsed first, copied up)
+        namespace._defaulted = frozenset(defaulted) | getattr(namespace, "_defaulted", frozenset())
         return namespace, rest
 
 # %% ../../../nbs/workbench/commands/00_options.ipynb #af81aafd

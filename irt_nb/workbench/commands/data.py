@@ -482,10 +482,13 @@ def _add_fit_parser(sub) -> None:
         "--tol",
         type=float,
         default=LibraryDefault(*em, "tol_param"),
-        help="largest parameter change at convergence",
+        help="largest parameter change at convergence (polytomous models: PolytomousSettings' own default)",
     )
     p.add_argument(
-        "--max-iter", type=int, default=LibraryDefault(*em, "max_iter"), help="cap on EM iterations"
+        "--max-iter",
+        type=int,
+        default=LibraryDefault(*em, "max_iter"),
+        help="cap on EM iterations (polytomous models: PolytomousSettings' own default)",
     )
     for name in ("min_item_responses", "min_person_responses"):
         p.add_argument(

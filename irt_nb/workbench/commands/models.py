@@ -66,7 +66,7 @@ def _add_polytomous(registry, args: argparse.Namespace) -> str:
         provenance=answers,
     )  # fmt: skip
 
-
+# %% ../../../nbs/workbench/commands/03_models.ipynb #5619307c
 def models_list(args: argparse.Namespace) -> int:
     "The versions, the current one and the canary."
     registry = _registry(args)

@@ -149,6 +149,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'irt_nb/science/calculation.py'),
                                             'irt_nb.science.calculation.complete_hessian': ( 'science/calculation.html#complete_hessian',
                                                                                              'irt_nb/science/calculation.py'),
+                                            'irt_nb.science.calculation.find_group': ( 'science/calculation.html#find_group',
+                                                                                       'irt_nb/science/calculation.py'),
                                             'irt_nb.science.calculation.fit_irt': ( 'science/calculation.html#fit_irt',
                                                                                     'irt_nb/science/calculation.py'),
                                             'irt_nb.science.calculation.guarded_inverse': ( 'science/calculation.html#guarded_inverse',

@@ -15,7 +15,7 @@ from .item_models import MODELS, ItemModel, item_model
 from ..serving.stores import NodeTables, normal_quadrature, response_store
 
 # %% auto #0
-__all__ = ['IterationRecord', 'AbilityGroup', 'CalibratedModel', 'EMSettings', 'EMProblem', 'squarem_step', 'newton_step', 'run_em', 'complete_hessian', 'observed_information', 'guarded_inverse', 'row_covariance', 'item_blocks', 'fit_irt', 'calibrated_model']
+__all__ = ['IterationRecord', 'AbilityGroup', 'find_group', 'CalibratedModel', 'EMSettings', 'EMProblem', 'squarem_step', 'newton_step', 'run_em', 'complete_hessian', 'observed_information', 'guarded_inverse', 'row_covariance', 'item_blocks', 'fit_irt', 'calibrated_model']
 
 # %% ../../nbs/science/02_calculation.ipynb #c26c1f9b
 @dataclass(frozen=True)
@@ -43,6 +43,17 @@ class AbilityGroup:
     items: dict = field(
         default_factory=dict
     )  # {item id: public parameters} of items freed in this group
+
+
+def find_group(groups, name: str | None = None) -> AbilityGroup:
+    "The group `name` among `groups` (None: the first, the reference; no groups: 'all', N(0, 1)); ValueError naming them."
+    groups = list(groups or [AbilityGroup("all")])
+    if name is None:
+        return groups[0]
+    for g in groups:
+        if g.name == str(name):
+            return g
+    raise ValueError(f"unknown group {str(name)!r}; the model has {[g.name for g in groups]}")
 
 
 @dataclass
@@ -84,13 +95,7 @@ class CalibratedModel:
 
     def group(self, name: str | None = None) -> AbilityGroup:
         "The ability group `name` (default: the reference group); ValueError naming the known groups."
-        groups = self.groups or [AbilityGroup("all")]
-        if name is None:
-            return groups[0]
-        for g in groups:
-            if g.name == str(name):
-                return g
-        raise ValueError(f"unknown group {str(name)!r}; the model has {[g.name for g in groups]}")
+        return find_group(self.groups, name)
 
     def group_params(self, name: str | None = None) -> np.ndarray:
         "Item rows as persons of group `name` meet them (items freed in the group take its own values)."

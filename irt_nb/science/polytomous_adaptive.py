@@ -10,7 +10,7 @@ from numbers import Real
 import numpy as np
 from scipy.special import expit
 
-from .calculation import AbilityGroup
+from .calculation import AbilityGroup, find_group
 from .polytomous import ItemLayout, PolytomousModel
 
 # %% auto #0
@@ -105,13 +105,7 @@ def category_share(p, scores, n_categories) -> np.ndarray:
 # %% ../../nbs/science/12b_polytomous_adaptive.ipynb #pa000011
 def polytomous_group(model: PolytomousModel, name: str | None = None) -> AbilityGroup:
     "The ability group `name` of a polytomous calibration: its groups' (the reference first), or 'all', N(0, 1)."
-    groups = list(model.groups or [AbilityGroup("all")])
-    if name is None:
-        return groups[0]
-    for group in groups:
-        if group.name == str(name):
-            return group
-    raise ValueError(f"unknown group {str(name)!r}; the model has {[g.name for g in groups]}")
+    return find_group(model.groups, name)
 
 
 class PolytomousBank:

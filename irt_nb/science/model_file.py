@@ -390,7 +390,9 @@ def model_from_dict(
         raise ValueError(
             f"{where}: $.format is {doc['format']!r}; this irt_nb reads {MODEL_FORMAT!r} (and irt_nb.model/1)"
         )
-    if isinstance(doc, dict) and doc.get("model") in ("grm", "gpcm", "pcm", "mixed"):
+    from irt_nb.science.polytomous import is_polytomous  # (polytomous reads model files too)
+
+    if is_polytomous(doc):
         raise ValueError(
             f"{where}: $.model is {doc['model']!r}, a polytomous calibration; read it with "
             "irt_nb.science.polytomous.load_polytomous_model (irt-nb score and irt-nb serve read it as it is)"

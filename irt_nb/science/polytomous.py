@@ -28,7 +28,7 @@ from irt_nb.serving.stores import (
 )
 
 # %% auto #0
-__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'observed_categories', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot_block', 'one_hot', 'log_table', 'EMData', 'e_step_block', 'codes_e_step', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_block', 'codes_louis', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
+__all__ = ['MISSING_CODE', 'KINDS', 'BATCH_KINDS', 'LINKING_METHODS', 'POLYTOMOUS_KINDS', 'ALL_MODELS', 'ScoredResponses', 'observed_categories', 'encode_scores', 'gpcm_probabilities', 'grm_boundaries', 'grm_probabilities', 'classical_thresholds', 'ItemLayout', 'OneHotAnswers', 'one_hot_block', 'one_hot', 'log_table', 'EMData', 'e_step_block', 'codes_e_step', 'e_step', 'item_terms', 'grm_batch', 'gpcm_batch', 'batch_terms', 'm_step', 'start_values', 'PolytomousSettings', 'PolytomousModel', 'run_polytomous_em', 'observed_information', 'newton_polish', 'fit_polytomous', 'eap_abilities', 'category_curvatures', 'LouisPass', 'score_tables', 'louis_block', 'codes_louis', 'louis_pass', 'louis_information', 'theta_slopes', 'item_information', 'person_priors', 'score_polytomous', 'PolytomousLinking', 'transform_polytomous', 'link_polytomous', 'is_polytomous', 'polytomous_to_dict', 'save_polytomous_model', 'polytomous_from_dict', 'load_polytomous_model', 'read_wide_scores', 'encode_with_model', 'long_to_wide_scores', 'scores_to_wide', 'LoadedScores', 'load_scores']
 
 # %% ../../nbs/science/11_polytomous.ipynb #e2d813bf
 MISSING_CODE = -1
@@ -1179,6 +1179,11 @@ def link_polytomous(
 
 # %% ../../nbs/science/11_polytomous.ipynb #2b393faf
 POLYTOMOUS_KINDS = ("grm", "gpcm", "pcm")
+
+
+def is_polytomous(doc) -> bool:
+    "Whether a model file document holds items scored in categories: its `model` is grm, gpcm, pcm or mixed."
+    return isinstance(doc, dict) and doc.get("model") in (*POLYTOMOUS_KINDS, "mixed")
 
 # %% ../../nbs/science/11_polytomous.ipynb #bd4fdc59
 def _reference_distribution(model: PolytomousModel) -> dict:

@@ -19,19 +19,19 @@ import numpy as np
 from ..science.calculation import CalibratedModel, fit_irt
 from ..science.model_file import load_model, model_from_dict, save_model, write_atomic
 from irt_nb.science.polytomous import (
-    POLYTOMOUS_KINDS,
     PolytomousModel,
     PolytomousSettings,
     ScoredResponses,
     eap_abilities,
     fit_polytomous,
+    is_polytomous,
     polytomous_from_dict,
     save_polytomous_model,
 )
 from ..science.scoring import score_persons
 
 # %% auto #0
-__all__ = ['EMPTY_POINTER', 'SIMPLER', 'POLYTOMOUS_SIMPLER', 'POLYTOMOUS_LIMITS', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'is_polytomous', 'model_from_document', 'read_model', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'split_answers', 'predictive_logloss', 'slice_quality', 'holdout_metrics', 'split_scores', 'held_out_probabilities', 'polytomous_holdout_metrics', 'parameter_problems', 'item_locations', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify', 'register_polytomous']
+__all__ = ['EMPTY_POINTER', 'SIMPLER', 'POLYTOMOUS_SIMPLER', 'POLYTOMOUS_LIMITS', 'VERIFY_TOLERANCE', 'version_id', 'environment', 'model_from_document', 'read_model', 'Version', 'Registry', 'rollback', 'start_canary', 'stop_canary', 'split_answers', 'predictive_logloss', 'slice_quality', 'holdout_metrics', 'split_scores', 'held_out_probabilities', 'polytomous_holdout_metrics', 'parameter_problems', 'item_locations', 'GateTolerances', 'gate_checks', 'GateRefused', 'promote', 'gates', 'record_canary', 'canary_report', 'register_calibration', 'verify', 'register_polytomous']
 
 # %% ../../nbs/serving/06_registry.ipynb #cd8cde95
 EMPTY_POINTER = {"current": None, "canary": None, "history": []}
@@ -74,11 +74,6 @@ def environment() -> dict:
     }
 
 # %% ../../nbs/serving/06_registry.ipynb #733792b2
-def is_polytomous(doc) -> bool:
-    "Whether a model file document holds items scored in categories: its `model` is grm, gpcm, pcm or mixed."
-    return isinstance(doc, dict) and doc.get("model") in (*POLYTOMOUS_KINDS, "mixed")
-
-
 def model_from_document(doc: dict, where: str, folder: Path) -> CalibratedModel | PolytomousModel:
     "The checked model of a model file document of either kind (`folder`: where its abilities sidecar is)."
     if is_polytomous(doc):

@@ -244,7 +244,8 @@ class ItemColumns:
                 status=422, error="unknown_score", detail=detail, path=f"{path}.{bad[0]}"
             )
         warnings = [f"skipped unknown scores: { {i: answers[i] for i in bad[:50]} }"] if bad else []
-        ids = [item for item in answers if item not in set(bad)]
+        refused = set(bad)  # once, not per answer
+        ids = [item for item in answers if item not in refused]
         return Columns(np.asarray([self.index[i] for i in ids], np.intp), ids, warnings)
 
     def answered(self, responses: dict, unknown: str, unknown_scores: str, path: str) -> Columns:

@@ -20,8 +20,7 @@ from starlette.responses import Response
 
 import irt_nb
 from ...science.calculation import CalibratedModel
-from ...science.model_file import model_from_dict
-from ...science.polytomous import POLYTOMOUS_KINDS, PolytomousModel, polytomous_from_dict
+from ...science.polytomous import PolytomousModel
 from irt_nb.serving.api.core import (
     ApiError,
     CanaryStats,
@@ -33,7 +32,7 @@ from irt_nb.serving.api.core import (
     respond,
 )
 from .polytomous import service_for
-from ..registry import Registry, record_canary, version_id
+from ..registry import Registry, model_from_document, record_canary, version_id
 
 # %% auto #0
 __all__ = ['ENDPOINTS', 'items', 'item', 'model_info', 'ModelFile', 'model_version', 'Wanted', 'ModelState', 'follow', 'Serving', 'serve_model']
@@ -123,15 +122,7 @@ class ModelFile:
         "The model (checked like load_model's or load_polytomous_model's); the read error if there was one."
         if self.error is not None:
             raise self.error
-        where = f"model file {self.path}"
-        if isinstance(self.document, dict) and self.document.get("model") in (
-            *POLYTOMOUS_KINDS,
-            "mixed",
-        ):
-            return polytomous_from_dict(self.document, where=where)
-        return model_from_dict(
-            self.document, where=f"model file {self.path}", folder=self.path.parent
-        )
+        return model_from_document(self.document, f"model file {self.path}", self.path.parent)
 
 # %% ../../../nbs/serving/api/04_models.ipynb #435e8052
 def model_version(model) -> str:

@@ -34,7 +34,8 @@ class PolytomousItems(ModelService):
         self.model, self.index = model, {item: j for j, item in enumerate(model.item_ids)}
         self.abilities = None  # a polytomous model file keeps no students' abilities
         self.scale, self.score_table, self._engine = None, None, None
-        self._items = polytomous_to_dict(model, created="")["items"]
+        # the items and the fit as the model file has them
+        self._document = polytomous_to_dict(model, created="")
         self._low = np.array([c[0] for c in model.categories], float)
         self._span = np.array([c[-1] - c[0] for c in model.categories], float)
 
@@ -46,24 +47,19 @@ class PolytomousItems(ModelService):
         return polytomous_group(self.model, name)
 
     def item(self, j: int) -> dict:
-        return self._items[j]
+        return self._document["items"][j]
 
     def summary(self) -> dict:
-        m = self.model
-        n = max(m.n_persons, 1)
-        aic = -2 * m.log_likelihood + 2 * m.n_parameters
-        bic = -2 * m.log_likelihood + np.log(n) * m.n_parameters
+        doc, m = self._document, self.model
+        fit = {k: doc[k] for k in ("loglik", "aic", "converged", "n_iterations")}
         return {
-            "model": polytomous_to_dict(m, created="")["model"],
+            "model": doc["model"],
             "n_items": len(m.item_ids),
             "n_persons": m.n_persons,
             "n_responses": m.n_responses,
             "data_fingerprint": m.data_fingerprint,
-            "loglik": m.log_likelihood,
-            "aic": aic,
-            "bic": float(bic),
-            "converged": m.converged,
-            "n_iterations": m.n_iterations,
+            **fit,
+            "bic": float(doc["bic"]),
             "n_quadrature": m.n_quadrature,
             "students_known": 0,
         }

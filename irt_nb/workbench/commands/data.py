@@ -324,11 +324,13 @@ def _polytomous_scores(args: argparse.Namespace, group: str | None = None):
 
 def _is_polytomous(path) -> bool:
     "Whether a model file holds a polytomous calibration (read cheaply: its `model` field)."
+    from irt_nb.science.polytomous import is_polytomous
+
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # load_model reports the problem
-    return isinstance(doc, dict) and doc.get("model") in ("grm", "gpcm", "pcm", "mixed")
+    return is_polytomous(doc)
 
 
 def _score_polytomous(args: argparse.Namespace) -> int:
